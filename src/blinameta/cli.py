@@ -55,7 +55,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 user error)."""
     try:
-        cli.main(args=argv, prog_name="blinameta", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="blinameta", standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_USER_ERROR
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
-    return 0
+    # click returns the exit code of a click.exceptions.Exit raised inside a command
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

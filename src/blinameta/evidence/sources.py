@@ -1,0 +1,128 @@
+"""Check provenance against the source documents.
+
+Two rules, both reported as errors:
+
+1. every quote stands verbatim in its source document, after whitespace normalisation (every
+   run of white space becomes one space; nothing else is changed);
+2. every number of a record with provenance (a cohort's ``n``, an outcome's ``events``,
+   ``total`` and ``percent``, a characteristic's counts, a comparison's estimate and interval, a
+   patient table's cells) occurs as a number in that record's quotes, or is listed in the
+   record's ``derived.fields``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from blinameta.evidence.checks import iter_provenanced
+from blinameta.evidence.loader import Evidence, Problem, format_path
+from blinameta.evidence.schema import AlternativeReading, PatientTable
+
+__all__ = ["normalise_whitespace", "numbers_in", "check_sources", "record_numbers"]
+
+_WS = re.compile(r"\s+")
+# digits with an optional decimal part (point, comma or middle dot), or a leading-point decimal
+_NUMBER = re.compile(r"(?<![\d.])(\d+(?:[.·,]\d+)?|[.·]\d+)")
+_SKIP_FIELDS = {"provenance", "derived", "alternatives", "primary_reason", "moderators"}
+
+
+def normalise_whitespace(text: str) -> str:
+    """Collapse every run of white space (including non-breaking spaces) to one space."""
+    return _WS.sub(" ", text.replace("\u00a0", " ")).strip()
+
+
+def numbers_in(text: str) -> set[float]:
+    """The numbers written in ``text`` (``59.1``, ``0·33``, ``.33``, ``1,5`` as 1.5 and 15)."""
+    found: set[float] = set()
+    for token in _NUMBER.findall(text):
+        token = token.replace("·", ".")
+        if "," in token:
+            whole, frac = token.split(",")
+            found.add(float(f"{whole}.{frac}"))
+            if len(frac) == 3:  # thousands separator
+                found.add(float(whole + frac))
+            found.update((float(whole), float(frac)))
+            continue
+        found.add(float(token if not token.startswith(".") else "0" + token))
+    return found
+
+
+def record_numbers(record: BaseModel) -> dict[str, float]:
+    """The numeric fields of one record (not of its sub-records) that need a quote."""
+    numbers: dict[str, float] = {}
+    for name in type(record).model_fields:
+        if name in _SKIP_FIELDS:
+            continue
+        value = getattr(record, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if name == "level" and value == 95.0:
+            continue
+        numbers[name] = float(value)
+    return numbers
+
+
+@lru_cache(maxsize=32)
+def _document(path: Path) -> str:
+    return normalise_whitespace(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def _matches(value: float, numbers: set[float]) -> bool:
+    return any(abs(value - n) <= 1e-9 * max(1.0, abs(value)) for n in numbers)
+
+
+def check_sources(evidence: Evidence, sources_dir: str | Path) -> list[Problem]:
+    """Errors for quotes not found in their documents and numbers not found in their quotes."""
+    sources_dir = Path(sources_dir)
+    problems: list[Problem] = []
+    for publication in evidence.publications:
+        path = evidence.files[publication.id]
+        parsed = evidence.lines[publication.id]
+
+        def report(loc: tuple[Any, ...], message: str) -> None:
+            problems.append(Problem(path, parsed.line_of(loc), format_path(loc), message))
+
+        records = list(iter_provenanced(publication))
+        for loc, record in records:
+            quotes = []
+            for j, prov in enumerate(record.provenance):  # type: ignore[attr-defined]
+                source = evidence.review.sources.get(prov.source)
+                if source is None:
+                    continue  # reported by the semantic checks
+                document = sources_dir / source.file
+                if not document.is_file():
+                    report(loc + ("provenance", j, "source"), f"source document {document} not found")
+                    continue
+                quote = normalise_whitespace(prov.quote)
+                quotes.append(quote)
+                if quote not in _document(document):
+                    report(loc + ("provenance", j, "quote"),
+                           f"quote not found verbatim in {source.file}: {quote[:80]!r}")
+            found: set[float] = set()
+            for quote in quotes:
+                found |= numbers_in(quote)
+            derived = set(getattr(record, "derived", None).fields) if getattr(record, "derived", None) else set()
+            if isinstance(record, PatientTable):
+                for i, row in enumerate(record.rows):
+                    for name, value in row.items():
+                        if isinstance(value, bool) or not isinstance(value, (int, float)):
+                            continue
+                        if name not in derived and not _matches(float(value), found):
+                            report(loc + ("rows", i, name), f"{value:g} does not occur in the table's quotes")
+                continue
+            if not quotes:
+                continue
+            for name, value in record_numbers(record).items():
+                if name in derived:
+                    continue
+                if not _matches(value, found):
+                    kind = "alternative reading" if isinstance(record, AlternativeReading) else "record"
+                    report(loc + (name,),
+                           f"{value:g} does not occur in the {kind}'s quotes; quote it or list "
+                           f"{name!r} in derived.fields with the method")
+    return problems

@@ -1,0 +1,77 @@
+"""The validator on pass/fail example files: each fail file names the rule it breaks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from blinameta.evidence.loader import load_evidence
+from blinameta.evidence.sources import check_sources
+
+CASES = Path(__file__).parent / "evidence_cases"
+SOURCES = CASES / "sources"
+
+
+def _problems(files: list[Path]):
+    evidence = load_evidence(CASES, files)
+    return list(evidence.problems) + check_sources(evidence, SOURCES), evidence
+
+
+def _header(path: Path, key: str) -> str:
+    match = re.search(rf"^# {key}: (.+)$", path.read_text(encoding="utf-8", errors="replace"), re.M)
+    assert match, f"{path.name} lacks a '# {key}:' line"
+    return match.group(1).strip()
+
+
+def test_pass_files_have_no_errors():
+    files = sorted((CASES / "pass").glob("*.yaml"))
+    assert files
+    for path in files:
+        _header(path, "why")
+    problems, evidence = _problems(files)
+    errors = [p.format() for p in problems if p.severity == "error"]
+    assert errors == []
+    assert {p.id for p in evidence.publications} == {"full", "minimal"}
+
+
+def test_pass_files_flag_their_discrepancies():
+    problems, _ = _problems(sorted((CASES / "pass").glob("*.yaml")))
+    flagged = [p for p in problems if p.severity == "discrepancy"]
+    # the alternative CR reading and the patient table (2 rows vs n = 30)
+    assert any("alternative 17/30" in p.message for p in flagged)
+    assert any("patient table has 2 rows" in p.message for p in flagged)
+
+
+@pytest.mark.parametrize("path", sorted((CASES / "fail").glob("*.yaml")), ids=lambda p: p.stem)
+def test_fail_file_reports_its_rule(path: Path):
+    expect = _header(path, "expect")
+    problems, _ = _problems([path])
+    errors = [p for p in problems if p.severity == "error"]
+    assert errors, f"{path.name} should fail: {_header(path, 'why')}"
+    lines = [p.format() for p in errors]
+    assert any(expect in line for line in lines), lines
+    for problem in errors:
+        assert problem.file == path
+        # every problem names a line, except file-level ones (size, encoding, several documents)
+        if "document" not in problem.message:
+            assert problem.line is not None, problem.format()
+
+
+def test_problem_line_points_at_the_field():
+    path = CASES / "fail" / "events_exceed_total.yaml"
+    problems, _ = _problems([path])
+    text = path.read_text().splitlines()
+    (problem,) = [p for p in problems if "exceed total" in p.message]
+    assert "events" in text[problem.line - 1] or "code" in text[problem.line - 1]
+
+
+def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path):
+    (tmp_path / "review.yaml").write_text((CASES / "review.yaml").read_text())
+    body = (CASES / "pass" / "minimal.yaml").read_text().replace("id: minimal", "id: multi")
+    body = body.replace("year: 2020", "year: soon").replace("design: case_series", "design: anecdote")
+    (tmp_path / "multi.yaml").write_text(body)
+    evidence = load_evidence(tmp_path)
+    fields = {p.field for p in evidence.problems}
+    assert {"year", "design"} <= fields
