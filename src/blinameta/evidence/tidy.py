@@ -49,7 +49,9 @@ def tidy(evidence: Evidence, readings: Literal["primary", "all", "alternative"] 
     rows = []
     for pub in evidence.publications:
         overlaps = ";".join(o.with_ for o in pub.overlaps)
-        for outcome in pub.outcomes:
+        parsed = evidence.lines.get(pub.id)
+        path = evidence.files.get(pub.id)
+        for index, outcome in enumerate(pub.outcomes):
             cohort = pub.cohort(outcome.cohort)
             moderators = pub.resolved_moderators(cohort.id)
             base = {
@@ -98,7 +100,9 @@ def tidy(evidence: Evidence, readings: Literal["primary", "all", "alternative"] 
                     "source": prov.source,
                     "location": prov.location,
                     "quote": prov.quote,
+                    "file": str(path) if path is not None else None,
+                    "line": parsed.line_of(("outcomes", index)) if parsed is not None else None,
                 })
-    columns = list(BASE_COLUMNS) + moderator_names + ["prior_hsct_pct", "overlaps", "source", "location", "quote"]
+    columns = list(BASE_COLUMNS) + moderator_names + ["prior_hsct_pct", "overlaps", "source", "location", "quote", "file", "line"]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["study_id", "cohort_id", "outcome", "reading"], kind="stable").reset_index(drop=True)
