@@ -1,0 +1,867 @@
+"""Random- and common-effect meta-analysis and meta-regression, as metafor's ``rma.uni``.
+
+The model is :math:`y_i = x_i^\\top\\beta + u_i + \\varepsilon_i` with
+:math:`u_i \\sim N(0, \\tau^2)` and :math:`\\varepsilon_i \\sim N(0, v_i)`, the sampling variances
+:math:`v_i` taken as known. :func:`rma` estimates :math:`\\tau^2` with one of the estimators of
+metafor's ``rma.uni`` (same formulas, same starting values, same iteration and truncation rules),
+then :math:`\\beta` by weighted least squares with weights :math:`w_i = 1/(v_i + \\hat\\tau^2)`.
+
+The numerical core works on a *stack* of problems at once (arrays with a leading batch axis), so
+that :mod:`blinameta.permutest` can fit thousands of permuted data sets in one vectorised pass;
+:func:`rma` is the same code run on a stack of one.
+
+References
+----------
+Viechtbauer, W. (2005). Bias and efficiency of meta-analytic variance estimators in the
+random-effects model. *J Educ Behav Stat* 30, 261-293.
+Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package. *J Stat Softw*
+36(3), 1-48.
+DerSimonian, R. & Laird, N. (1986). Meta-analysis in clinical trials. *Control Clin Trials* 7.
+Paule, R. C. & Mandel, J. (1982). Consensus values and weighting factors. *J Res NBS* 87, 377-385.
+Hartung, J. & Knapp, G. (2001). A refined method for the meta-analysis of controlled clinical
+trials with binary outcome. *Stat Med* 20, 3875-3889.
+Sidik, K. & Jonkman, J. N. (2005). Simple heterogeneity variance estimation for meta-analysis.
+*J R Stat Soc C* 54, 367-384.
+Higgins, J. P. T. & Thompson, S. G. (2002). Quantifying heterogeneity in a meta-analysis.
+*Stat Med* 21, 1539-1558.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["RmaResult", "rma", "model_matrix", "ModelMatrix", "METHODS", "DEFAULT_CONTROL"]
+
+#: Estimators of tau^2 accepted by :func:`rma` ("FE" is an alias of "EE").
+METHODS = ("EE", "FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
+
+#: Defaults of the ``control`` mapping. metafor's own defaults are ``threshold=1e-5`` and
+#: ``tol=.Machine$double.eps^0.25``; blinameta iterates to a tighter tolerance so that its
+#: numbers agree with metafor run with ``control=list(threshold=1e-12, tol=1e-12)``.
+DEFAULT_CONTROL: dict[str, Any] = {
+    "tau2_init": None,  # starting value of ML/REML/EB; None = metafor's (the HE estimate)
+    "tau2_min": 0.0,
+    "tau2_max": None,  # None = metafor's max(100, 10 * mad(yi)^2)
+    "threshold": 1e-10,  # Fisher scoring stops when |change in tau2| <= threshold
+    "tol": 1e-12,  # root finding (PM) and metafor's ll0check tolerance
+    "maxiter": 1000,  # metafor: 100; more room for the tighter threshold
+    "stepadj": 1.0,
+    "ll0check": True,
+}
+
+_EPS = np.finfo(float).eps
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# --------------------------------------------------------------------------------------------
+# model matrix
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelMatrix:
+    """A design matrix and the recipe that made it (to build rows for new moderator values).
+
+    Attributes
+    ----------
+    X : ndarray, shape (k, p)
+    names : tuple of str
+        Column names; ``"intrcpt"`` for the intercept, ``"{column}{level}"`` for a treatment
+        dummy (as R's ``model.matrix``).
+    int_incl : bool
+        Whether the first column is the intercept.
+    terms : tuple
+        One ``(column, levels)`` per moderator: ``levels`` is ``None`` for a numeric column and
+        the tuple of factor levels (the first the reference) for a categorical one.
+    """
+
+    X: np.ndarray
+    names: tuple[str, ...]
+    int_incl: bool
+    terms: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+
+    def new_rows(self, newmods: Any) -> np.ndarray:
+        """Rows of the design matrix for new moderator values (without the intercept column).
+
+        ``newmods`` is a DataFrame/mapping with the original moderator columns (categorical
+        values as labels), or a numeric array laid out like the non-intercept columns of ``X``.
+        """
+        m = self.X.shape[1] - int(self.int_incl)
+        if isinstance(newmods, (pd.DataFrame, dict)) and self.terms:
+            frame = pd.DataFrame(newmods)
+            cols = []
+            for name, levels in self.terms:
+                if name not in frame.columns:
+                    raise ValueError(f"newmods has no column {name!r}")
+                values = frame[name]
+                if levels is None:
+                    cols.append(np.asarray(values, dtype=float)[:, None])
+                else:
+                    labels = values.astype(str).to_numpy()
+                    unknown = sorted(set(labels) - set(levels))
+                    if unknown:
+                        raise ValueError(f"newmods column {name!r}: unknown level(s) {unknown}")
+                    cols.append(
+                        np.stack([(labels == lev).astype(float) for lev in levels[1:]], axis=1)
+                    )
+            return np.concatenate(cols, axis=1)
+        arr = np.asarray(newmods, dtype=float)
+        if arr.ndim == 0:
+            arr = arr.reshape(1, 1)
+        elif arr.ndim == 1:
+            # metafor: with one moderator a vector holds one value per prediction
+            arr = arr[:, None] if m == 1 else arr[None, :]
+        if arr.shape[1] != m:
+            raise ValueError(f"newmods has {arr.shape[1]} columns; the model has {m} moderators")
+        return arr
+
+
+def model_matrix(mods: Any, k: int, *, intercept: bool = True) -> ModelMatrix:
+    """Build the design matrix from moderators, like R's ``model.matrix`` with treatment coding.
+
+    Parameters
+    ----------
+    mods : None, array_like (k,) or (k, m), or pandas.DataFrame
+        Moderators. DataFrame columns that are not numeric (object, string, category, bool)
+        become treatment dummies with the first level as the reference (pandas category order
+        if categorical, else sorted, as R's ``factor``).
+    k : int
+        Number of studies.
+    intercept : bool
+        Add an intercept column named ``"intrcpt"``.
+    """
+    terms: list[tuple[str, tuple[str, ...] | None]] = []
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    if mods is not None:
+        if isinstance(mods, pd.Series):
+            mods = mods.to_frame()
+        if isinstance(mods, pd.DataFrame):
+            for name in mods.columns:
+                col = mods[name]
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    levels = tuple(str(c) for c in col.cat.categories)
+                    labels = col.astype(str).to_numpy()
+                elif pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+                    labels = col.astype(str).to_numpy()
+                    levels = tuple(sorted(set(labels)))
+                else:
+                    terms.append((str(name), None))
+                    cols.append(col.to_numpy(dtype=float))
+                    names.append(str(name))
+                    continue
+                terms.append((str(name), levels))
+                for lev in levels[1:]:
+                    cols.append((labels == lev).astype(float))
+                    names.append(f"{name}{lev}")
+        else:
+            arr = np.asarray(mods, dtype=float)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            if arr.ndim != 2:
+                raise ValueError("mods must be a vector or a 2-D array")
+            for j in range(arr.shape[1]):
+                cols.append(arr[:, j])
+                names.append(f"mod{j + 1}" if arr.shape[1] > 1 else "mods")
+                terms.append((names[-1], None))
+    for c in cols:
+        if c.shape[0] != k:
+            raise ValueError(f"mods has {c.shape[0]} rows; there are {k} studies")
+    int_incl = intercept
+    # a constant column of ones given as a moderator counts as the intercept (as metafor)
+    keep = [j for j, c in enumerate(cols) if not np.all(c == 1.0)]
+    if len(keep) < len(cols):
+        int_incl = True
+        cols = [cols[j] for j in keep]
+        names = [names[j] for j in keep]
+    if int_incl:
+        cols = [np.ones(k)] + cols
+        names = ["intrcpt"] + names
+    if not cols:
+        cols, names, int_incl = [np.ones(k)], ["intrcpt"], True
+    X = np.column_stack(cols).astype(float)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("moderators must be finite (no missing values)")
+    return ModelMatrix(X=X, names=tuple(names), int_incl=int_incl, terms=tuple(terms))
+
+
+# --------------------------------------------------------------------------------------------
+# batched numerical core: arrays with a leading batch axis B
+# --------------------------------------------------------------------------------------------
+
+
+def _wls_parts(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W X`` and ``(X' W X)^{-1}`` for a stack: X (B, k, p), w (B, k)."""
+    WX = X * w[:, :, None]
+    XtWX = np.matmul(X.transpose(0, 2, 1), WX)
+    return WX, np.linalg.inv(XtWX)
+
+
+def _proj(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:math:`P = W - W X (X^\\top W X)^{-1} X^\\top W` for a stack, shape (B, k, k)."""
+    WX, inv = _wls_parts(X, w)
+    P = -np.matmul(np.matmul(WX, inv), WX.transpose(0, 2, 1))
+    idx = np.arange(X.shape[1])
+    P[:, idx, idx] += w
+    return P
+
+
+def _quad(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """``y' P y`` for a stack."""
+    return np.einsum("bi,bij,bj->b", y, P, y)
+
+
+def _tau2_closed(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray) -> np.ndarray:
+    """The non-iterative estimators (metafor's formulas for models with moderators)."""
+    B, k, p = X.shape
+    if method == "HS":
+        w = 1.0 / vi
+        return (_quad(Ymc, _proj(X, w)) - k) / w.sum(axis=1)
+    if method == "HE":
+        P = _proj(X, np.ones_like(vi))  # I - X (X'X)^{-1} X'
+        rss = _quad(Ymc, P)
+        tr_pv = np.einsum("bii,bi->b", P, vi)
+        return (rss - tr_pv) / (k - p)
+    if method == "DL":
+        w = 1.0 / vi
+        P = _proj(X, w)
+        return (_quad(Ymc, P) - (k - p)) / np.trace(P, axis1=1, axis2=2)
+    if method == "SJ":
+        tau2_0 = np.mean(Ymc**2, axis=1)
+        P = _proj(X, 1.0 / (vi + tau2_0[:, None]))
+        return tau2_0 * _quad(Ymc, P) / (k - p)
+    raise ValueError(method)
+
+
+def _tau2_scoring(
+    method: str,
+    Ymc: np.ndarray,
+    X: np.ndarray,
+    vi: np.ndarray,
+    con: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ML / REML / EB by metafor's Fisher scoring with step halving, vectorised over B.
+
+    Each problem stops at its own iteration, as a single metafor fit would. Returns tau2,
+    the number of iterations and a convergence flag.
+    """
+    B, k, p = X.shape
+    if con["tau2_init"] is None:
+        tau2 = np.maximum(np.maximum(0.0, _tau2_closed("HE", Ymc, X, vi)), con["tau2_min"])
+    else:
+        tau2 = np.full(B, float(con["tau2_init"]))
+    iters = np.zeros(B, dtype=int)
+    conv = np.ones(B, dtype=bool)
+    active = np.arange(B)
+    tmin, thr, stepadj, maxiter = con["tau2_min"], con["threshold"], con["stepadj"], con["maxiter"]
+    while active.size:
+        t = tau2[active]
+        y = Ymc[active]
+        v = vi[active]
+        w = 1.0 / (v + t[:, None])
+        P = _proj(X[active], w)
+        Py = np.einsum("bij,bj->bi", P, y)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if method == "ML":
+                adj = (np.sum(Py**2, axis=1) - w.sum(axis=1)) / np.sum(w**2, axis=1)
+            elif method == "REML":
+                adj = (np.sum(Py**2, axis=1) - np.trace(P, axis1=1, axis2=2)) / np.sum(
+                    P * P, axis=(1, 2)
+                )
+            else:  # EB
+                adj = (np.einsum("bi,bi->b", y, Py) * k / (k - p) - k) / w.sum(axis=1)
+        adj = adj * stepadj
+        adj[np.isnan(adj)] = 0.0
+        low = t + adj < tmin
+        while np.any(low):
+            adj[low] /= 2.0
+            low = t + adj < tmin
+        new = t + adj
+        tau2[active] = new
+        iters[active] += 1
+        change = np.abs(new - t)
+        failed = iters[active] > maxiter
+        conv[active[failed]] = False
+        active = active[(change > thr) & ~failed]
+    return tau2, iters, conv
+
+
+def _loglik_at(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, tau2: np.ndarray):
+    """ML or REML log-likelihood (metafor's ll0check form, without log det X'X)."""
+    B, k, p = X.shape
+    w = 1.0 / (vi + tau2[:, None])
+    WX, inv = _wls_parts(X, w)
+    beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Ymc)
+    rss = np.sum(w * (Ymc - np.einsum("bkp,bp->bk", X, beta)) ** 2, axis=1)
+    if method == "ML":
+        return -0.5 * k * _LOG_2PI - 0.5 * np.sum(np.log(vi + tau2[:, None]), axis=1) - 0.5 * rss
+    logdet = -np.linalg.slogdet(inv)[1]  # log det X'WX
+    return (
+        -0.5 * (k - p) * _LOG_2PI
+        - 0.5 * np.sum(np.log(vi + tau2[:, None]), axis=1)
+        - 0.5 * logdet
+        - 0.5 * rss
+    )
+
+
+def _tau2_pm(
+    Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any], tau2_max: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paule-Mandel: root of the generalized Q, :math:`Q(\\tau^2) = k - p`, vectorised.
+
+    metafor uses ``uniroot`` on ``[tau2_min, tau2_max]``; here a bracketed Newton iteration
+    (bisection when a Newton step leaves the bracket) on the same monotone function, run to
+    ``control["tol"]``. Q is decreasing in tau2, :math:`dQ/d\\tau^2 = -y^\\top P P y`.
+    """
+    B, k, p = X.shape
+    target = k - p
+    tmin = float(con["tau2_min"])
+    tau2 = np.full(B, np.nan)
+    conv = np.ones(B, dtype=bool)
+
+    def q_and_slope(y, Xs, v, t):
+        P = _proj(Xs, 1.0 / (v + t[:, None]))
+        Py = np.einsum("bij,bj->bi", P, y)
+        return np.einsum("bi,bi->b", y, Py) - target, -np.sum(Py**2, axis=1)
+
+    f_min, _ = q_and_slope(Ymc, X, vi, np.full(B, tmin))
+    f_max, _ = q_and_slope(Ymc, X, vi, tau2_max)
+    at_min = f_min < 0
+    tau2[at_min] = tmin
+    too_low = ~at_min & (f_max > 0)
+    conv[too_low] = False
+    active = np.flatnonzero(~at_min & ~too_low)
+    lo = np.full(B, tmin)
+    hi = tau2_max.astype(float).copy()
+    x = np.full(B, tmin)
+    tol = float(con["tol"])
+    for _ in range(500):
+        if not active.size:
+            break
+        f, fp = q_and_slope(Ymc[active], X[active], vi[active], x[active])
+        pos = f > 0
+        lo[active[pos]] = x[active[pos]]
+        hi[active[~pos]] = x[active[~pos]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xn = x[active] - f / fp
+        bad = ~np.isfinite(xn) | (xn <= lo[active]) | (xn >= hi[active])
+        xn[bad] = 0.5 * (lo[active][bad] + hi[active][bad])
+        step = np.abs(xn - x[active])
+        x[active] = xn
+        done = (step <= tol * 1e-3 + 4 * _EPS * np.abs(xn)) | (f == 0) | (
+            hi[active] - lo[active] <= 4 * _EPS * np.abs(xn)
+        )
+        tau2[active[done]] = xn[done]
+        active = active[~done]
+    conv[active] = False
+    return tau2, conv
+
+
+def _r_mad(y: np.ndarray) -> np.ndarray:
+    """R's ``mad``: 1.4826 * median(|y - median(y)|), per row."""
+    med = np.median(y, axis=1, keepdims=True)
+    return 1.4826 * np.median(np.abs(y - med), axis=1)
+
+
+def _estimate_tau2(
+    method: str, Y: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tau2 for a stack (B,), with metafor's rules; returns (tau2, iterations, converged).
+
+    As in metafor, the estimators work on the mean-centred outcomes.
+    """
+    B, k, p = X.shape
+    Ymc = Y - Y.mean(axis=1, keepdims=True)
+    iters = np.zeros(B, dtype=int)
+    conv = np.ones(B, dtype=bool)
+    if method == "EE":
+        return np.zeros(B), iters, conv
+    if k == 1:
+        return np.zeros(B), iters, conv
+    if method in ("HS", "HE", "DL", "SJ"):
+        tau2 = _tau2_closed(method, Ymc, X, vi)
+    elif method == "PM":
+        if con["tau2_max"] is None:
+            tau2_max = np.maximum(100.0, 10.0 * _r_mad(Y) ** 2)
+        else:
+            tau2_max = np.full(B, float(con["tau2_max"]))
+        tau2, conv = _tau2_pm(Ymc, X, vi, con, tau2_max)
+    else:
+        tau2, iters, conv = _tau2_scoring(method, Ymc, X, vi, con)
+        if method in ("ML", "REML") and con["ll0check"] and np.all(vi > 0):
+            ll0 = _loglik_at(method, Ymc, X, vi, np.zeros(B))
+            ll = _loglik_at(method, Ymc, X, vi, tau2)
+            stuck = conv & (ll0 - ll > con["tol"]) & (tau2 > con["threshold"])
+            tau2 = np.where(stuck, 0.0, tau2)
+    tau2 = np.maximum(con["tau2_min"], tau2)
+    tau2[~conv] = np.nan
+    return tau2, iters, conv
+
+
+def _fixed_effects(
+    Y: np.ndarray,
+    X: np.ndarray,
+    vi: np.ndarray,
+    tau2: np.ndarray,
+    test: str,
+    btt: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """WLS estimates, (knha-scaled) covariance, test statistics and QM for a stack."""
+    B, k, p = X.shape
+    w = 1.0 / (vi + tau2[:, None])
+    WX, inv = _wls_parts(X, w)
+    beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Y)
+    resid = Y - np.einsum("bkp,bp->bk", X, beta)
+    rss = np.sum(w * resid**2, axis=1)
+    if test == "knha":
+        s2w = np.where(rss <= _EPS, 0.0, rss / (k - p) if k > p else np.nan)
+    else:
+        s2w = np.ones(B)
+    vb = inv * s2w[:, None, None]
+    se = np.sqrt(np.diagonal(vb, axis1=1, axis2=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zval = beta / se
+        bb = beta[:, btt]
+        vbb = vb[:, btt[:, None], btt[None, :]]
+        try:
+            qm = np.einsum("bi,bi->b", bb, np.linalg.solve(vbb, bb[:, :, None])[:, :, 0])
+        except np.linalg.LinAlgError:
+            qm = np.full(B, np.nan)
+    if test == "knha":
+        qm = qm / len(btt)
+    return {"beta": beta, "vb": vb, "se": se, "zval": zval, "qm": qm, "s2w": s2w, "rss": rss}
+
+
+# --------------------------------------------------------------------------------------------
+# the result and the user-facing fit
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RmaResult:
+    """A fitted ``rma`` model (field names follow metafor's ``rma.uni`` object).
+
+    Attributes
+    ----------
+    beta, se, zval, pval, ci_lb, ci_ub : ndarray (p,)
+        Coefficients (intercept first), standard errors, z (``test="z"``) or t (``"knha"``)
+        statistics, p-values and confidence bounds.
+    vb : ndarray (p, p)
+        Variance-covariance matrix of ``beta`` (multiplied by ``s2w`` under knha).
+    tau2, se_tau2 : float
+        Estimated (residual, with moderators) between-study variance and its standard error
+        (metafor's formula per estimator; NaN for EE).
+    qe, qe_p, qe_df : float, float, int
+        Test of (residual) heterogeneity, :math:`Q_E = \\sum_i (y_i - x_i^\\top b_{EE})^2/v_i`
+        on ``k - p`` df.
+    i2 : float
+        I² **in percent** (metafor's ``I2``): :math:`100\\,\\hat\\tau^2/(\\hat\\tau^2 + \\tilde v)`
+        with the "typical" within-study variance :math:`\\tilde v = (k-p)/\\mathrm{tr}(P)`
+        (Higgins & Thompson 2002; for EE models :math:`100\\max(0, (Q_E-(k-p))/Q_E)`).
+    h2 : float
+        H² = :math:`\\hat\\tau^2/\\tilde v + 1` (EE: :math:`Q_E/(k-p)`).
+    vt : float
+        The typical within-study variance :math:`\\tilde v`.
+    qm, qm_p, qm_df : float, float, tuple
+        Omnibus test of the coefficients in ``btt`` (all but the intercept; the intercept in an
+        intercept-only model): chi² on m df (z) or F on (m, k-p) df (knha; ``qm`` is then F).
+    r2 : float or None
+        Pseudo-R² in percent,
+        :math:`\\max(0, 100(\\hat\\tau^2_{RE} - \\hat\\tau^2)/\\hat\\tau^2_{RE})`,
+        for models with moderators and an intercept (EE: weighted adjusted R², as metafor).
+    s2w : float
+        Knapp-Hartung scaling factor (1 under ``test="z"``); not truncated at 1 (metafor's
+        ``test="knha"``; metafor's ``"adhoc"`` would truncate).
+    ddf : float
+        Degrees of freedom of the t and F tests (``k - p``; NaN for ``test="z"``).
+    fit_stats : dict
+        ``ll``, ``dev``, ``AIC``, ``BIC``, ``AICc`` under ``"ML"`` and ``"REML"``.
+    yi, vi, X, coef_names, terms, k, p, m, btt, int_only, int_incl :
+        The data and the design (``terms`` rebuilds rows for :func:`blinameta.predict.predict`).
+    method, test, level, control, iterations, converged :
+        Settings as used (``method`` "FE" is stored as "EE").
+    """
+
+    beta: np.ndarray
+    se: np.ndarray
+    zval: np.ndarray
+    pval: np.ndarray
+    ci_lb: np.ndarray
+    ci_ub: np.ndarray
+    vb: np.ndarray
+    tau2: float
+    se_tau2: float
+    qe: float
+    qe_p: float
+    qe_df: int
+    i2: float
+    h2: float
+    vt: float
+    qm: float
+    qm_p: float
+    qm_df: tuple[int, float]
+    r2: float | None
+    s2w: float
+    ddf: float
+    fit_stats: dict[str, dict[str, float]]
+    yi: np.ndarray
+    vi: np.ndarray
+    X: np.ndarray
+    coef_names: tuple[str, ...]
+    terms: tuple[tuple[str, tuple[str, ...] | None], ...]
+    k: int
+    p: int
+    m: int
+    btt: tuple[int, ...]
+    int_only: bool
+    int_incl: bool
+    method: str
+    test: str
+    level: float
+    control: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 0
+    converged: bool = True
+
+    @property
+    def estimate(self) -> float:
+        """The first coefficient (the pooled estimate of an intercept-only model)."""
+        return float(self.beta[0])
+
+    @property
+    def tau(self) -> float:
+        return math.sqrt(self.tau2) if self.tau2 >= 0 else math.nan
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Percentage weights :math:`100\\,w_i/\\sum w_i`, :math:`w_i = 1/(v_i+\\hat\\tau^2)`."""
+        w = 1.0 / (self.vi + self.tau2)
+        return 100.0 * w / w.sum()
+
+    @property
+    def model_matrix(self) -> ModelMatrix:
+        return ModelMatrix(
+            X=self.X, names=self.coef_names, int_incl=self.int_incl, terms=self.terms
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary (arrays as lists), e.g. for JSON."""
+        out = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            out[key] = value
+        return out
+
+
+def _canonical_method(method: str) -> str:
+    m = str(method).upper()
+    if m == "FE":
+        m = "EE"
+    if m not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return m
+
+
+def _control(control: dict[str, Any] | None) -> dict[str, Any]:
+    con = dict(DEFAULT_CONTROL)
+    for key, value in (control or {}).items():
+        key = key.replace(".", "_")
+        if key not in con:
+            raise ValueError(f"unknown control setting {key!r}; known: {', '.join(con)}")
+        con[key] = value
+    return con
+
+
+def _se_tau2(method: str, X: np.ndarray, vi: np.ndarray, Ymc: np.ndarray, tau2: float) -> float:
+    """Standard error of tau2, metafor's formula per estimator (2-D inputs)."""
+    k, p = X.shape
+    t = max(tau2, 0.0)
+    Xb, vib = X[None], vi[None]
+    if method == "HS":
+        w = 1.0 / vi
+        P = _proj(Xb, w[None])[0]
+        return math.sqrt(
+            1 / w.sum() ** 2 * (2 * (k - p) + 4 * t * np.trace(P) + 2 * t**2 * np.sum(P * P))
+        )
+    if method == "HE":
+        P = _proj(Xb, np.ones_like(vib))[0]
+        PV = P * vi[None, :]
+        return math.sqrt(
+            1 / (k - p) ** 2 * (2 * np.sum(PV * PV.T) + 4 * t * np.trace(PV) + 2 * t**2 * (k - p))
+        )
+    if method == "DL":
+        P = _proj(Xb, 1.0 / vib)[0]
+        trP = np.trace(P)
+        return math.sqrt(1 / trP**2 * (2 * (k - p) + 4 * t * trP + 2 * t**2 * np.sum(P * P)))
+    if method == "SJ":
+        tau2_0 = float(np.mean(Ymc**2))
+        P = _proj(Xb, 1.0 / (vib + tau2_0))[0]
+        PV = P * vi[None, :]
+        return math.sqrt(
+            tau2_0**2
+            / (k - p) ** 2
+            * (2 * np.sum(PV * PV.T) + 4 * t * np.sum(PV * P) + 2 * t**2 * np.sum(P * P))
+        )
+    w = 1.0 / (vi + tau2)
+    if method == "ML":
+        return math.sqrt(2 / np.sum(w**2))
+    if method == "REML":
+        P = _proj(Xb, w[None])[0]
+        return math.sqrt(2 / np.sum(P * P))
+    if method in ("EB", "PM"):
+        return math.sqrt(2 * k**2 / (k - p) / w.sum() ** 2)
+    return math.nan
+
+
+def rma(
+    yi: Any,
+    vi: Any,
+    *,
+    mods: Any = None,
+    method: str = "REML",
+    test: str = "z",
+    level: float = 95.0,
+    intercept: bool = True,
+    control: dict[str, Any] | None = None,
+) -> RmaResult:
+    """Fit a common-effect, random-effects or mixed-effects (meta-regression) model.
+
+    Parameters
+    ----------
+    yi, vi : array_like (k,)
+        Effect sizes and their sampling variances (all > 0 for the tau² estimators).
+    mods : None, array_like or pandas.DataFrame
+        Moderators (see :func:`model_matrix`; categorical DataFrame columns become treatment
+        dummies with the first level as reference).
+    method : {"REML", "ML", "EB", "PM", "DL", "HE", "HS", "SJ", "EE", "FE"}
+        Estimator of tau², as metafor's ``rma.uni``:
+
+        - DL: :math:`(Q - (k-p))/\\mathrm{tr}(P)` with :math:`W = \\mathrm{diag}(1/v_i)`;
+        - HE: :math:`(y^\\top P_0 y - \\mathrm{tr}(P_0 V))/(k-p)` with the OLS projection
+          :math:`P_0 = I - X(X^\\top X)^{-1}X^\\top`;
+        - HS: :math:`(Q - k)/\\sum_i 1/v_i`;
+        - SJ: :math:`\\tau_0^2\\, y^\\top P y/(k-p)`, :math:`\\tau_0^2 = \\sum(y_i-\\bar y)^2/k`,
+          :math:`W = \\mathrm{diag}(1/(v_i+\\tau_0^2))`;
+        - ML, REML, EB: metafor's Fisher scoring from the HE estimate (truncated at 0), with
+          step halving to stay above ``tau2_min``; ML and REML fits are checked against
+          tau² = 0 (metafor's ``ll0check``);
+        - PM: root of the generalized Q, :math:`y^\\top P(\\tau^2) y = k - p`;
+        - EE (alias FE): tau² = 0.
+
+        All estimates are truncated at ``tau2_min`` (0). As metafor, the estimators work on the
+        mean-centred outcomes.
+    test : {"z", "knha"}
+        ``"knha"``: Hartung-Knapp/Sidik-Jonkman t tests on k-p df, with the covariance of beta
+        multiplied by :math:`s^2 = \\sum w_i (y_i - x_i^\\top b)^2/(k-p)` (not truncated at 1).
+    level : float
+        Confidence level in percent.
+    intercept : bool
+        Include an intercept.
+    control : dict, optional
+        Keys of :data:`DEFAULT_CONTROL` (``threshold``, ``maxiter``, ``stepadj``, ``tau2_init``,
+        ``tau2_min``, ``tau2_max``, ``tol``, ``ll0check``; metafor's dotted names accepted).
+
+    Returns
+    -------
+    RmaResult
+
+    Raises
+    ------
+    ValueError
+        For bad input: lengths differ, non-finite values, non-positive variances for the
+        tau² estimators, too few studies (k ≤ p for a tau² estimator, k < p for EE), a model
+        matrix not of full rank, or an estimator that did not converge.
+    """
+    method = _canonical_method(method)
+    test = str(test).lower()
+    if test not in ("z", "knha"):
+        raise ValueError(f"unknown test {test!r}; choose 'z' or 'knha'")
+    con = _control(control)
+    y = np.asarray(yi, dtype=float).ravel()
+    v = np.asarray(vi, dtype=float).ravel()
+    k = y.size
+    if v.size == 1 and k > 1:
+        v = np.full(k, float(v[0]))
+    if v.size != k:
+        raise ValueError(f"yi has {k} values but vi has {v.size}")
+    if k < 1:
+        raise ValueError("no studies")
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(v))):
+        raise ValueError("yi and vi must be finite")
+    if np.any(v < 0):
+        raise ValueError("sampling variances must not be negative")
+    allvipos = bool(np.all(v > 0))
+    if method != "EE" and not allvipos:
+        raise ValueError(f"the {method} estimator needs all sampling variances > 0")
+    mm = model_matrix(mods, k, intercept=intercept)
+    X = mm.X
+    p = X.shape[1]
+    int_only = p == 1 and mm.int_incl
+    if not (int_only and k == 1):
+        if method == "EE" and p > k:
+            raise ValueError(f"{p} coefficients but only {k} studies")
+        if method != "EE" and p + 1 > k:
+            raise ValueError(
+                f"{p} coefficient(s) and tau2 need at least {p + 1} studies; there are {k}"
+            )
+    if np.any(np.linalg.eigvalsh(X.T @ X) <= 1e-7):
+        raise ValueError("the model matrix is not of full rank (redundant moderators)")
+    if k == 1 and test != "z":
+        test = "z"  # metafor: test="z" when k = 1
+    level = float(level)
+    alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
+
+    Y = y[None, :]
+    Xb = X[None]
+    V = v[None, :]
+    tau2_arr, iters, conv = _estimate_tau2(method, Y, Xb, V, con)
+    if not conv[0]:
+        raise ValueError(
+            f"the {method} estimator of tau2 did not converge (try control maxiter/stepadj/"
+            "tau2_max, or another method)"
+        )
+    tau2 = float(tau2_arr[0])
+    if int_only or not mm.int_incl:
+        btt = np.arange(p)
+    else:
+        btt = np.arange(1, p)
+    if p == 1:
+        btt = np.arange(1)
+    m = len(btt)
+    fe = _fixed_effects(Y, Xb, V, tau2_arr, test, btt)
+    beta, vb, se, zval = fe["beta"][0], fe["vb"][0], fe["se"][0], fe["zval"][0]
+    qm, s2w, rss_f = float(fe["qm"][0]), float(fe["s2w"][0]), float(fe["rss"][0])
+    if test == "knha":
+        ddf = float(k - p)
+        qm_df: tuple[int, float] = (m, ddf)
+        qm_p = float(stats.f.sf(qm, m, ddf)) if ddf > 0 else math.nan
+        pval = 2 * stats.t.sf(np.abs(zval), ddf) if ddf > 0 else np.full(p, np.nan)
+        crit = float(stats.t.isf(alpha / 2, ddf)) if ddf > 0 else math.nan
+    else:
+        ddf = math.nan
+        qm_df = (m, math.nan)
+        qm_p = float(stats.chi2.sf(qm, m))
+        pval = 2 * stats.norm.sf(np.abs(zval))
+        crit = float(stats.norm.isf(alpha / 2))
+    ci_lb, ci_ub = beta - crit * se, beta + crit * se
+
+    # heterogeneity
+    Ymc = y - y.mean()
+    if allvipos:
+        if k > p:
+            P_fe = _proj(Xb, 1.0 / V)[0]
+            qe = max(0.0, float(Ymc @ P_fe @ Ymc))
+            qe_p = float(stats.chi2.sf(qe, k - p))
+            vt = (k - p) / float(np.trace(P_fe))
+            if method == "EE":
+                i2 = max(0.0, 100.0 * (qe - (k - p)) / qe) if qe > 0 else 0.0
+                h2 = qe / (k - p)
+            else:
+                i2 = 100.0 * tau2 / (vt + tau2)
+                h2 = tau2 / vt + 1.0
+        else:
+            qe, qe_p, i2, h2, vt = 0.0, 1.0, 0.0, 1.0, 0.0
+    else:
+        qe = qe_p = i2 = h2 = vt = math.nan
+
+    se_tau2 = math.nan
+    if method != "EE" and k > p:
+        se_tau2 = _se_tau2(method, X, v, Ymc, tau2)
+
+    # fit statistics (metafor's ll, deviance, AIC, BIC, AICc under ML and REML)
+    parms = p + (0 if method == "EE" else 1)
+    w = 1.0 / (v + tau2)
+    ll_ml = -0.5 * k * _LOG_2PI - 0.5 * float(np.sum(np.log(v + tau2))) - 0.5 * rss_f
+    ll_reml = (
+        -0.5 * (k - p) * _LOG_2PI
+        + 0.5 * float(np.linalg.slogdet(X.T @ X)[1])
+        - 0.5 * float(np.sum(np.log(v + tau2)))
+        - 0.5 * float(np.linalg.slogdet(X.T @ (w[:, None] * X))[1])
+        - 0.5 * rss_f
+    )
+    if k > p:
+        ll_saturated = float(np.sum(-0.5 * np.log(2 * math.pi * v))) if allvipos else 0.0
+        dev_ml = -2 * (ll_ml - ll_saturated)
+    else:
+        dev_ml = 0.0
+
+    def _ic(ll: float, n: int, dev: float) -> dict[str, float]:
+        big = max(n, parms + 2)
+        return {
+            "ll": ll,
+            "dev": dev,
+            "AIC": -2 * ll + 2 * parms,
+            "BIC": -2 * ll + parms * math.log(n) if n > 0 else math.nan,
+            "AICc": -2 * ll + 2 * parms * big / (big - parms - 1),
+        }
+
+    fit_stats = {"ML": _ic(ll_ml, k, dev_ml), "REML": _ic(ll_reml, k - p, -2 * ll_reml)}
+
+    # pseudo-R^2
+    r2: float | None = None
+    if not int_only and mm.int_incl:
+        if method == "EE":
+            if np.var(y) == 0:
+                r2 = 0.0
+            else:
+                wfe = 1.0 / v
+                ybar = np.sum(wfe * y) / wfe.sum()
+                rss = float(np.sum(wfe * (y - X @ beta) ** 2))
+                tss = float(np.sum(wfe * (y - ybar) ** 2))
+                adj = 1.0 - (rss / tss) * (k - 1) / (k - p)
+                r2 = max(0.0, 100.0 * adj)
+        else:
+            try:
+                res0 = rma(y, v, method=method, test=test, level=level, control=con)
+                tau2_re = res0.tau2
+                r2 = 0.0 if tau2_re == 0 else max(0.0, 100.0 * (tau2_re - tau2) / tau2_re)
+            except ValueError:
+                r2 = math.nan
+
+    return RmaResult(
+        beta=beta,
+        se=se,
+        zval=zval,
+        pval=np.asarray(pval, dtype=float),
+        ci_lb=ci_lb,
+        ci_ub=ci_ub,
+        vb=vb,
+        tau2=tau2,
+        se_tau2=se_tau2,
+        qe=qe,
+        qe_p=qe_p,
+        qe_df=k - p,
+        i2=i2,
+        h2=h2,
+        vt=vt,
+        qm=qm,
+        qm_p=qm_p,
+        qm_df=qm_df,
+        r2=r2,
+        s2w=s2w,
+        ddf=ddf,
+        fit_stats=fit_stats,
+        yi=y,
+        vi=v,
+        X=X,
+        coef_names=mm.names,
+        terms=mm.terms,
+        k=k,
+        p=p,
+        m=m,
+        btt=tuple(int(b) for b in btt),
+        int_only=int_only,
+        int_incl=mm.int_incl,
+        method=method,
+        test=test,
+        level=level if level > 1 else 100 * level,
+        control=con,
+        iterations=int(iters[0]),
+        converged=True,
+    )
