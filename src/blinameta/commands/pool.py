@@ -1,0 +1,393 @@
+"""``blinameta pool``: frequentist meta-analysis of a CSV file.
+
+One of three inputs: events and totals (single proportions, ``--measure``), effect sizes with
+their sampling variances (``--yi``/``--vi``), or hazard ratios with their confidence intervals
+(``--hr``/``--ci-lb``/``--ci-ub``). Prints a summary like metafor's ``print.rma`` or, with
+``--json``, one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from blinameta.csvinput import CsvTable, read_csv
+from blinameta.errors import UserError
+
+__all__ = ["pool"]
+
+_METHODS = ["EE", "FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM", "GLMM"]
+_MEASURES = ["PR", "PLN", "PLO", "PAS", "PFT"]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None, arrays to lists."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def _read_mods(table: CsvTable, spec: str | None) -> pd.DataFrame | None:
+    """Moderator columns: numeric where every cell is a number, else a factor."""
+    if not spec:
+        return None
+    columns = [c.strip() for c in spec.split(",") if c.strip()]
+    if not columns:
+        raise UserError(f"{table.path}: --mods names no column")
+    frame = {}
+    for col in columns:
+        texts = table.text(col)  # names the row of an empty cell / a missing column
+        try:
+            frame[col] = table.numeric(col)
+        except UserError:
+            frame[col] = pd.Categorical(texts, categories=sorted(set(texts)))
+    return pd.DataFrame(frame)
+
+
+def _check_events(table: CsvTable, events_col: str, total_col: str):
+    events = table.numeric(events_col, integer=True, nonnegative=True)
+    total = table.numeric(total_col, integer=True, positive=True)
+    bad = np.flatnonzero(events > total)
+    if bad.size:
+        i = int(bad[0])
+        raise UserError(
+            f"{table.path}: row {table.row_of(i)}, column {events_col!r}: "
+            f"{events[i]:g} events but {total_col!r} is {total[i]:g}"
+        )
+    return events, total
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "NA"
+    return f"{x:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "NA"
+    return "<.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _p_phrase(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "= NA"
+    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
+
+
+def _stars(p: float) -> str:
+    if not math.isfinite(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+
+
+def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) -> str:
+    k = out["k"]
+    has_mods = "coef" in out
+    if method == "EE":
+        head = f"Equal-Effects Model (k = {k})"
+    elif method == "GLMM":
+        head = f"Random-Effects Model (k = {k}; tau^2 estimator: ML; GLMM, logit link)"
+    else:
+        kind = "Mixed-Effects Model" if has_mods else "Random-Effects Model"
+        head = f"{kind} (k = {k}; tau^2 estimator: {method})"
+    lines = [head, ""]
+    which = "residual" if has_mods else "total"
+    if method != "EE":
+        se_tau2 = getattr(res, "se_tau2", math.nan)
+        lines.append(
+            f"tau^2 (estimated amount of {which} heterogeneity):  {_fmt(out['tau2'])}"
+            + (f" (SE = {_fmt(se_tau2)})" if se_tau2 is not None and math.isfinite(se_tau2) else "")
+        )
+        tau = math.sqrt(out["tau2"]) if out["tau2"] is not None else math.nan
+        lines.append(f"tau (square root of estimated tau^2 value):{'':7}{_fmt(tau)}")
+    if out.get("i2") is not None:
+        label = "unaccounted variability" if has_mods else "total variability"
+        lines.append(f"I^2 ({which} heterogeneity / {label}):{'':3}{out['i2']:.2f}%")
+        what = "unaccounted" if has_mods else "total"
+        lines.append(f"H^2 ({what} variability / sampling variability):  {_fmt(out['h2'], 2)}")
+    if not has_mods and out.get("tau2_ci_lb") is not None:
+        lines.append(
+            f"tau^2 {out['level']:g}% CI (Q-profile): "
+            f"[{_fmt(out['tau2_ci_lb'])}, {_fmt(out['tau2_ci_ub'])}]"
+        )
+    if has_mods and out.get("r2") is not None:
+        lines.append(f"R^2 (amount of heterogeneity accounted for):  {out['r2']:.2f}%")
+    lines.append("")
+    lines.append("Test for Residual Heterogeneity:" if has_mods else "Test for Heterogeneity:")
+    if "qe_lrt" in out:  # GLMM: Wald-type and likelihood-ratio tests, as print.rma.glmm
+        lines.append(
+            f"Wld(df = {out['qe_df']}) = {_fmt(out['qe'])}, p-val {_p_phrase(out['qe_p'])}"
+        )
+        lines.append(
+            f"LRT(df = {out['qe_df']}) = {_fmt(out['qe_lrt'])}, p-val {_p_phrase(out['qe_lrt_p'])}"
+        )
+    else:
+        lines.append(
+            f"Q{'E' if has_mods else ''}(df = {out['qe_df']}) = {_fmt(out['qe'])}, "
+            f"p-val {_p_phrase(out['qe_p'])}"
+        )
+    lines.append("")
+    test = getattr(res, "test", "z")
+    if has_mods:
+        m = out["qm_df"][0]
+        if test == "knha":
+            lines.append(
+                f"Test of Moderators (coefficients 2:{len(out['coef'])}): F(df1 = {m}, df2 = "
+                f"{out['qm_df'][1]:g}) = {_fmt(out['qm'])}, p-val {_p_phrase(out['qm_p'])}"
+            )
+        else:
+            lines.append(
+                f"Test of Moderators (coefficients 2:{len(out['coef'])}): QM(df = {m}) = "
+                f"{_fmt(out['qm'])}, p-val {_p_phrase(out['qm_p'])}"
+            )
+        lines.append("")
+    lines.append("Model Results:")
+    lines.append("")
+    stat = "tval" if test == "knha" else "zval"
+    names = out.get("coef_names") or ["estimate"]
+    width = max(len(n) for n in names) + 2
+    header = f"{'':{width}}{'estimate':>10}{'se':>9}{stat:>9}{'pval':>9}{'ci.lb':>9}{'ci.ub':>9}"
+    lines.append(header if has_mods else header[width:])
+    coefs = out["coef"] if has_mods else [out["estimate"]]
+    ses = out["se"] if has_mods else [out["se"]]
+    pvals = out["pval"] if has_mods else [out["pval"]]
+    lbs = out["ci_lb"] if has_mods else [out["ci_lb"]]
+    ubs = out["ci_ub"] if has_mods else [out["ci_ub"]]
+    zvals = [c / s if s else math.nan for c, s in zip(coefs, ses)]
+    for name, c, s, z, p, lb, ub in zip(names, coefs, ses, zvals, pvals, lbs, ubs):
+        row = (f"{_fmt(c):>10}{_fmt(s):>9}{_fmt(z):>9}{_fmt_p(p):>9}{_fmt(lb):>9}"
+               f"{_fmt(ub):>9}  {_stars(p)}")
+        lines.append(f"{name:{width}}{row}" if has_mods else row)
+    lines.append("")
+    lines.append("---")
+    lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+    if extra:
+        lines.append("")
+        lines.extend(extra)
+    return "\n".join(lines)
+
+
+@click.command("pool")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--events", "events_col", help="Column of event counts (with --total).")
+@click.option("--total", "total_col", help="Column of group sizes (with --events).")
+@click.option("--yi", "yi_col", help="Column of effect sizes (with --vi).")
+@click.option("--vi", "vi_col", help="Column of sampling variances (with --yi).")
+@click.option("--hr", "hr_col", help="Column of hazard ratios (with --ci-lb, --ci-ub).")
+@click.option("--ci-lb", "hr_lb_col", help="Column of the lower 95% CI bounds of the HRs.")
+@click.option("--ci-ub", "hr_ub_col", help="Column of the upper 95% CI bounds of the HRs.")
+@click.option("--measure", type=click.Choice(_MEASURES, case_sensitive=False), default="PLO",
+              show_default=True, help="Effect size for proportions (metafor's escalc).")
+@click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default="REML",
+              show_default=True, help="tau^2 estimator (GLMM: logistic-normal model).")
+@click.option("--test", type=click.Choice(["z", "knha"], case_sensitive=False), default="z",
+              show_default=True, help="z tests or Hartung-Knapp t tests.")
+@click.option("--mods", help="Comma-separated moderator columns (non-numeric ones are factors).")
+@click.option("--permutations", type=click.IntRange(min=2), default=None,
+              help="Permutation test with N permutations (exact when fewer are possible).")
+@click.option("--seed", type=int, default=None, help="Seed for random permutations.")
+@click.option("--level", type=click.FloatRange(min=0, max=100, min_open=True, max_open=True),
+              default=95.0, show_default=True, help="Confidence level in percent.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def pool(
+    file: str,
+    events_col: str | None,
+    total_col: str | None,
+    yi_col: str | None,
+    vi_col: str | None,
+    hr_col: str | None,
+    hr_lb_col: str | None,
+    hr_ub_col: str | None,
+    measure: str,
+    method: str,
+    test: str,
+    mods: str | None,
+    permutations: int | None,
+    seed: int | None,
+    level: float,
+    as_json: bool,
+) -> None:
+    """Pool studies in FILE.csv (a random-effects meta-analysis by default)."""
+    from blinameta.confint import confint_tau2
+    from blinameta.effects import escalc_proportion, log_hr_from_ci, transf_proportion
+    from blinameta.permutest import permutest
+    from blinameta.predict import predict
+    from blinameta.rma import rma
+
+    measure, method, test = measure.upper(), method.upper(), test.lower()
+    if method == "FE":
+        method = "EE"
+    modes = {
+        "events": (events_col, total_col),
+        "yi": (yi_col, vi_col),
+        "hr": (hr_col, hr_lb_col, hr_ub_col),
+    }
+    given = [name for name, cols in modes.items() if any(cols)]
+    if len(given) != 1:
+        raise UserError(
+            "give exactly one input: --events and --total, or --yi and --vi, "
+            "or --hr, --ci-lb and --ci-ub"
+        )
+    mode = given[0]
+    if not all(modes[mode]):
+        need = {"events": "--events and --total", "yi": "--yi and --vi",
+                "hr": "--hr, --ci-lb and --ci-ub"}[mode]
+        raise UserError(f"{need} must be given together")
+    if method == "GLMM" and mode != "events":
+        raise UserError("--method GLMM needs --events and --total")
+
+    table = read_csv(file)
+    path = table.path
+    k = len(table)
+    mod_frame = _read_mods(table, mods)
+    ni = None
+    if mode == "events":
+        events, total = _check_events(table, events_col, total_col)
+        if method == "GLMM":
+            measure = "PLO"
+            yi = vi = None
+        else:
+            es = escalc_proportion(measure, events, total)
+            yi, vi = es.yi, es.vi
+        ni = total
+    elif mode == "yi":
+        yi = table.numeric(yi_col)
+        vi = table.numeric(vi_col, positive=True)
+    else:
+        hr = table.numeric(hr_col, positive=True)
+        lb = table.numeric(hr_lb_col, positive=True)
+        ub = table.numeric(hr_ub_col, positive=True)
+        for i in range(k):
+            if not lb[i] < ub[i]:
+                raise UserError(
+                    f"{path}: row {table.row_of(i)}, column {hr_lb_col!r}: lower bound "
+                    f"{lb[i]:g} is not below the upper bound {ub[i]:g} in {hr_ub_col!r}"
+                )
+            if not lb[i] <= hr[i] <= ub[i]:
+                raise UserError(
+                    f"{path}: row {table.row_of(i)}, column {hr_col!r}: {hr[i]:g} lies outside "
+                    f"its confidence interval [{lb[i]:g}, {ub[i]:g}]"
+                )
+        es = log_hr_from_ci(hr, lb, ub, level=95.0)
+        yi, vi = es.yi, es.vi
+
+    p = 1
+    if mod_frame is not None:
+        from blinameta.rma import model_matrix
+
+        p = model_matrix(mod_frame, k).X.shape[1]
+    need_k = 2 if method != "EE" else 1
+    if k < need_k:
+        raise UserError(
+            f"{path}: --method {method} needs at least {need_k} studies; "
+            f"the file has {k} data row(s)"
+        )
+    if method != "EE" and k <= p:
+        raise UserError(
+            f"{path}: {p} coefficients and tau^2 need at least {p + 1} studies; "
+            f"the file has {k} data rows"
+        )
+    if method == "EE" and k < p:
+        raise UserError(f"{path}: {p} coefficients need at least {p} studies; the file has {k}")
+
+    extra: list[str] = []
+    if method == "GLMM":
+        from blinameta.glmm import rma_glmm
+
+        try:
+            res = rma_glmm(events, total, mods=mod_frame, level=level, test=test)
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        pred_obj = res.predict()
+    else:
+        try:
+            res = rma(yi, vi, mods=mod_frame, method=method, test=test, level=level)
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        pred_obj = predict(res) if res.int_only else None
+
+    beta = np.atleast_1d(np.asarray(res.beta, dtype=float)).ravel()
+    se = np.atleast_1d(np.asarray(res.se, dtype=float)).ravel()
+    pval = np.atleast_1d(np.asarray(res.pval, dtype=float)).ravel()
+    ci_lb = np.atleast_1d(np.asarray(res.ci_lb, dtype=float)).ravel()
+    ci_ub = np.atleast_1d(np.asarray(res.ci_ub, dtype=float)).ravel()
+    shown_measure = {"events": measure, "hr": "logHR", "yi": "yi"}[mode]
+    out: dict[str, Any] = {"k": k, "measure": shown_measure, "method": method, "test": test,
+                           "level": level}
+    has_mods = mod_frame is not None
+    if not has_mods:
+        out.update(estimate=beta[0], se=se[0], pval=pval[0], ci_lb=ci_lb[0], ci_ub=ci_ub[0])
+        pi_lb = float(np.atleast_1d(getattr(pred_obj, "pi_lb", np.nan))[0])
+        pi_ub = float(np.atleast_1d(getattr(pred_obj, "pi_ub", np.nan))[0])
+        out.update(pi_lb=pi_lb, pi_ub=pi_ub)
+    else:
+        out.update(coef=beta, coef_names=list(getattr(res, "coef_names", [])), se=se, pval=pval,
+                   ci_lb=ci_lb, ci_ub=ci_ub)
+    if method == "GLMM":  # rma.glmm has a Wald and a likelihood-ratio test of heterogeneity
+        qe = float(getattr(res, "qe", getattr(res, "qe_wld", math.nan)))
+        qe_p = float(getattr(res, "qe_p", getattr(res, "qe_wld_p", math.nan)))
+    else:
+        qe, qe_p = float(res.qe), float(res.qe_p)
+    out.update(tau2=float(res.tau2), tau2_ci_lb=None, tau2_ci_ub=None, i2=float(res.i2),
+               h2=float(res.h2), qe=qe, qe_p=qe_p, qe_df=int(getattr(res, "qe_df", k - p)))
+    if method == "GLMM" and hasattr(res, "qe_lrt"):
+        out.update(qe_lrt=float(res.qe_lrt), qe_lrt_p=float(res.qe_lrt_p))
+    if method not in ("EE", "GLMM"):
+        try:
+            ci = confint_tau2(res, level=level)
+            out.update(tau2_ci_lb=ci.tau2_lb, tau2_ci_ub=ci.tau2_ub)
+        except ValueError:
+            pass
+    if has_mods:
+        out.update(qm=res.qm, qm_p=res.qm_p, qm_df=list(res.qm_df), r2=res.r2)
+    if permutations is not None:
+        if method == "GLMM":
+            raise UserError("--permutations is not available with --method GLMM")
+        pt = permutest(res, n_perm=permutations, seed=seed)
+        out.update(perm_p=pt.pval, perm_qm_p=pt.qm_p, perm_n=pt.n_perm, perm_exact=pt.exact)
+        kind = "exact" if pt.exact else f"{pt.n_perm} random"
+        extra.append(
+            f"Permutation test ({kind} permutations): p = "
+            + ", ".join(_fmt_p(x) for x in pt.pval)
+            + (f"; QM p = {_fmt_p(pt.qm_p)}" if has_mods else "")
+        )
+    if not has_mods and mode == "events":
+        def back(x: float) -> float:
+            return float(transf_proportion(measure, np.array([x]), ni)[0])
+
+        out.update(pred_prop=back(out["estimate"]), ci_lb_prop=back(out["ci_lb"]),
+                   ci_ub_prop=back(out["ci_ub"]), pi_lb_prop=back(out["pi_lb"]),
+                   pi_ub_prop=back(out["pi_ub"]))
+        how = ""
+        if measure == "PFT":
+            how = " (inverse Freeman-Tukey at the harmonic mean of the totals)"
+        pi_txt = (f"; {level:g}% PI [{_fmt(out['pi_lb_prop'])}, {_fmt(out['pi_ub_prop'])}]"
+                  if math.isfinite(out["pi_lb_prop"]) else "")
+        extra.insert(0, f"Pooled proportion{how}: {_fmt(out['pred_prop'])} "
+                     f"[{level:g}% CI {_fmt(out['ci_lb_prop'])}, "
+                     f"{_fmt(out['ci_ub_prop'])}]{pi_txt}")
+    if not has_mods and mode == "hr":
+        out.update(pred_hr=math.exp(out["estimate"]), ci_lb_hr=math.exp(out["ci_lb"]),
+                   ci_ub_hr=math.exp(out["ci_ub"]))
+        extra.insert(0, f"Pooled hazard ratio: {_fmt(out['pred_hr'])} "
+                     f"[{level:g}% CI {_fmt(out['ci_lb_hr'])}, {_fmt(out['ci_ub_hr'])}]")
+
+    if as_json:
+        click.echo(json.dumps(_clean(out), allow_nan=False))
+    else:
+        click.echo(_summary_text(res, method, _clean(out), extra))

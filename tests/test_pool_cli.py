@@ -1,0 +1,172 @@
+"""The ``blinameta pool`` command: numbers against the metafor fixtures, output formats, and
+user errors (exit status 2, a one-line message naming row and column, no traceback)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blinameta.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frequentist"
+RMA = json.loads((FIXTURES / "rma.json").read_text())["blocks"]
+ESC = json.loads((FIXTURES / "escalc.json").read_text())["blocks"]
+RTOL = 1e-6  # the CLI uses the default control (threshold 1e-10), R the tight one
+
+PEDS = next(b for b in RMA if b["data"] == "peds")
+EVENTS, TOTAL = PEDS["xi"], PEDS["ni"]
+
+
+def _block(**kw):
+    return next(b for b in RMA if all(b.get(k) == v for k, v in kw.items()))
+
+
+def _csv(tmp_path: Path, header: list[str], rows: list[list], name: str = "data.csv") -> str:
+    lines = [",".join(header)] + [",".join(str(c) for c in row) for row in rows]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _peds_csv(tmp_path):
+    groups = ["A", "B", "A", "C", "B", "C", "A", "B"]
+    return _csv(tmp_path, ["study", "events", "total", "group"],
+                [[f"S{i + 1}", e, n, g] for i, (e, n, g) in enumerate(zip(EVENTS, TOTAL, groups))])
+
+
+def _run_json(capsys, argv):
+    assert main(argv + ["--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("measure", ["PLO", "PFT", "PAS"])
+@pytest.mark.parametrize("test", ["z", "knha"])
+def test_pool_proportions_against_metafor(tmp_path, capsys, measure, test):
+    path = _peds_csv(tmp_path)
+    out = _run_json(capsys, ["pool", path, "--events", "events", "--total", "total",
+                             "--measure", measure, "--test", test])
+    block = _block(data="peds", measure=measure, method="REML", test=test)
+    fit, pt = block["fit"], block["predict_transf"]
+    assert out["k"] == 8
+    np.testing.assert_allclose(
+        [out["estimate"], out["se"], out["ci_lb"], out["ci_ub"], out["tau2"], out["i2"],
+         out["h2"], out["qe"], out["qe_p"], out["pval"]],
+        [fit["beta"], fit["se"], fit["ci_lb"], fit["ci_ub"], fit["tau2"], fit["i2"], fit["h2"],
+         fit["qe"], fit["qe_p"], fit["pval"]], rtol=RTOL)
+    np.testing.assert_allclose(
+        [out["pi_lb"], out["pi_ub"]], [block["predict"]["pi_lb"], block["predict"]["pi_ub"]],
+        rtol=RTOL)
+    np.testing.assert_allclose([out["tau2_ci_lb"], out["tau2_ci_ub"]],
+                               block["confint"]["tau2"][1:], rtol=RTOL)
+    np.testing.assert_allclose(
+        [out["pred_prop"], out["ci_lb_prop"], out["ci_ub_prop"], out["pi_lb_prop"],
+         out["pi_ub_prop"]],
+        [pt["pred"], pt["ci_lb"], pt["ci_ub"], pt["pi_lb"], pt["pi_ub"]], rtol=RTOL)
+
+
+def test_pool_text_summary(tmp_path, capsys):
+    path = _peds_csv(tmp_path)
+    assert main(["pool", path, "--events", "events", "--total", "total", "--measure", "PFT"]) == 0
+    text = capsys.readouterr().out
+    assert "Random-Effects Model (k = 8; tau^2 estimator: REML)" in text
+    assert "Test for Heterogeneity:" in text and "Q(df = 7)" in text
+    assert "Pooled proportion (inverse Freeman-Tukey at the harmonic mean of the totals)" in text
+    fit = _block(data="peds", measure="PFT", method="REML", test="z")["fit"]
+    assert f"{fit['i2']:.2f}%" in text and f"{fit['beta']:.4f}" in text
+
+
+def test_pool_equal_effects_has_no_tau2_interval(tmp_path, capsys):
+    out = _run_json(capsys, ["pool", _peds_csv(tmp_path), "--events", "events", "--total",
+                             "total", "--method", "FE"])
+    fit = _block(data="peds", measure="PLO", method="EE", test="z")["fit"]
+    np.testing.assert_allclose(out["estimate"], fit["beta"], rtol=RTOL)
+    assert out["tau2"] == 0 and out["tau2_ci_lb"] is None and out["pi_lb"] is None
+
+
+def test_pool_yi_vi_with_moderators_against_metafor(tmp_path, capsys):
+    block = _block(data="bcg", mods="alloc_ablat", method="REML", test="knha")
+    rows = [[y, v, a, b] for y, v, a, b in
+            zip(block["yi"], block["vi"], block["alloc"], block["ablat"])]
+    path = _csv(tmp_path, ["yi", "vi", "alloc", "ablat"], rows)
+    out = _run_json(capsys, ["pool", path, "--yi", "yi", "--vi", "vi", "--mods", "alloc,ablat",
+                             "--test", "knha", "--permutations", "200", "--seed", "1"])
+    fit = block["fit"]
+    assert out["coef_names"] == fit["coef_names"]
+    np.testing.assert_allclose(out["coef"], fit["beta"], rtol=RTOL)
+    np.testing.assert_allclose(out["se"], fit["se"], rtol=RTOL)
+    np.testing.assert_allclose([out["tau2"], out["qe"], out["qm"], out["qm_p"], out["r2"]],
+                               [fit["tau2"], fit["qe"], fit["qm"], fit["qm_p"], fit["r2"]],
+                               rtol=RTOL)
+    assert len(out["perm_p"]) == 4 and all(0 < p <= 1 for p in out["perm_p"])
+    assert "estimate" not in out
+
+
+def test_pool_hazard_ratios_against_metafor(tmp_path, capsys):
+    block = next(b for b in ESC if b["kind"] == "hr")
+    rows = [[h, lb, ub] for h, lb, ub in zip(block["hr"], block["ci_lb"], block["ci_ub"])]
+    path = _csv(tmp_path, ["hr", "lb", "ub"], rows)
+    out = _run_json(capsys, ["pool", path, "--hr", "hr", "--ci-lb", "lb", "--ci-ub", "ub"])
+    pr = block["pred_hr"]
+    np.testing.assert_allclose([out["pred_hr"], out["ci_lb_hr"], out["ci_ub_hr"]],
+                               [pr["pred"], pr["ci_lb"], pr["ci_ub"]], rtol=RTOL)
+    np.testing.assert_allclose(out["tau2"], block["fit"]["tau2"], rtol=RTOL, atol=1e-10)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("blinameta.glmm") is None,
+                    reason="blinameta.glmm (colleague's module) not present yet")
+def test_pool_glmm_branch(tmp_path, capsys):
+    out = _run_json(capsys, ["pool", _peds_csv(tmp_path), "--events", "events", "--total",
+                             "total", "--method", "GLMM"])
+    assert out["k"] == 8 and 0 < out["pred_prop"] < 1 and out["tau2"] >= 0
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "rows, args, expected",
+    [
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "nope"], ["nope", "no column"]),
+        ([[3, 10], ["x", 12]], ["--events", "ev", "--total", "n"],
+         ["row 3", "'ev'", "not a number"]),
+        ([[3, 10], [-1, 12]], ["--events", "ev", "--total", "n"], ["row 3", "'ev'", "negative"]),
+        ([[3, 10], [14, 12]], ["--events", "ev", "--total", "n"], ["row 3", "'ev'", "14 events"]),
+        ([[3, 10], [4, 0]], ["--events", "ev", "--total", "n"], ["row 3", "'n'", "greater than 0"]),
+        ([[3, 10]], ["--events", "ev", "--total", "n"], ["at least 2 studies"]),
+        ([[0.1, 0.02], [0.2, 0.0]], ["--yi", "ev", "--vi", "n"],
+         ["row 3", "'n'", "greater than 0"]),
+        ([[3, 10], [4, 12]], ["--events", "ev"], ["--events and --total"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--yi", "ev", "--vi", "n"],
+         ["exactly one input"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--mods", "ev"],
+         ["at least 3 studies"]),
+    ],
+    ids=["missing-column", "non-numeric", "negative", "events>total", "zero-total", "k=1",
+         "zero-variance", "half-input", "two-inputs", "k<=p"],
+)
+def test_pool_bad_input_exits_2_with_one_line(tmp_path, capsys, rows, args, expected):
+    path = _csv(tmp_path, ["ev", "n"], rows)
+    message = _error(capsys, ["pool", path] + args)
+    for piece in expected:
+        assert piece in message
+
+
+def test_pool_empty_moderator_cell_names_row(tmp_path, capsys):
+    path = _csv(tmp_path, ["ev", "n", "g"], [[3, 10, "a"], [4, 12, ""], [5, 9, "b"]])
+    message = _error(capsys, ["pool", path, "--events", "ev", "--total", "n", "--mods", "g"])
+    assert "row 3" in message and "'g'" in message
+
+
+def test_pool_missing_file(tmp_path, capsys):
+    assert "no such file" in _error(capsys, ["pool", str(tmp_path / "none.csv"), "--yi", "a",
+                                             "--vi", "b"])
