@@ -1,0 +1,25 @@
+"""Figures for the report: forest, funnel, bubble, posterior, shrinkage and Baujat plots.
+
+Each function takes already-computed numbers (plots never refit a model), writes ``stem.png``
+(150 dpi) and ``stem.svg`` next to each other atomically, and returns the two paths. The SVG
+keeps text as text and is byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+from blinameta.plots.baujat import baujat_plot
+from blinameta.plots.bubble import bubble_plot
+from blinameta.plots.forest import BAYES_LABEL, forest_plot
+from blinameta.plots.funnel import funnel_plot
+from blinameta.plots.posterior import posterior_plot
+from blinameta.plots.shrinkage import shrinkage_plot
+
+__all__ = [
+    "BAYES_LABEL",
+    "baujat_plot",
+    "bubble_plot",
+    "forest_plot",
+    "funnel_plot",
+    "posterior_plot",
+    "shrinkage_plot",
+]
