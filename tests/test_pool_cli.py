@@ -124,6 +124,55 @@ def test_pool_glmm_branch(tmp_path, capsys):
     assert out["k"] == 8 and 0 < out["pred_prop"] < 1 and out["tau2"] >= 0
 
 
+GLMM_FIXTURES = Path(__file__).parent / "fixtures" / "glmm"
+#: Named tolerances of tests/test_glmm_against_lme4.py (lme4 at nAGQ = 7; its standard errors
+#: come from a finite-difference Hessian, hence 1e-4).
+GLMM_RTOL = 1e-4
+GLMM_ATOL_TAU2 = 1e-6
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [("pediatric", []), ("zero_and_all_events", []),
+     # metafor has no Knapp-Hartung adjustment for GLMMs: --test knha is rma.glmm(test = "t")
+     ("pediatric_t", ["--test", "knha", "--level", "90"])],
+)
+def test_pool_glmm_against_metafor(tmp_path, capsys, name, extra):
+    """``blinameta pool --method GLMM`` against ``rma.glmm`` + ``predict`` (and
+    ``predict(res, transf = transf.ilogit)``), tests/fixtures/glmm/{name}.json, written by
+    tests/r/glmm_diagnostics_fixtures.R; the R call is in the fixture's "call"."""
+    fx = json.loads((GLMM_FIXTURES / f"{name}.json").read_text())
+    assert ("test = 't'" in fx["call"]) == ("knha" in extra)
+    rows = [[x, n] for x, n in zip(fx["data"]["xi"], fx["data"]["ni"])]
+    path = _csv(tmp_path, ["events", "total"], rows)
+    out = _run_json(capsys, ["pool", path, "--events", "events", "--total", "total",
+                             "--method", "GLMM"] + extra)
+    assert (out["k"], out["qe_df"], out["method"]) == (fx["k"], fx["QE_df"], "GLMM")
+    close = np.testing.assert_allclose
+    close([out["estimate"], out["se"], out["pval"], out["ci_lb"], out["ci_ub"]],
+          [fx["beta"], fx["se"], fx["pval"], fx["ci_lb"], fx["ci_ub"]], rtol=GLMM_RTOL)
+    close(out["tau2"], fx["tau2"], rtol=GLMM_RTOL, atol=GLMM_ATOL_TAU2)
+    close([out["i2"], out["h2"]], [fx["I2"], fx["H2"]], rtol=GLMM_RTOL, atol=1e-4)
+    close([out["qe"], out["qe_p"]], [fx["QE_Wld"], fx["QEp_Wld"]], rtol=GLMM_RTOL)
+    close([out["qe_lrt"], out["qe_lrt_p"]], [fx["QE_LRT"], fx["QEp_LRT"]], rtol=1e-8)
+    close([out["pi_lb"], out["pi_ub"]], [fx["pred_pi_lb"], fx["pred_pi_ub"]], rtol=GLMM_RTOL)
+    assert fx["predict_transf_call"] == "predict(res, transf = transf.ilogit)"
+    close([out["pred_prop"], out["ci_lb_prop"], out["ci_ub_prop"], out["pi_lb_prop"],
+           out["pi_ub_prop"]],
+          [fx["pred_prop"], fx["pred_prop_ci_lb"], fx["pred_prop_ci_ub"], fx["pred_prop_pi_lb"],
+           fx["pred_prop_pi_ub"]], rtol=GLMM_RTOL)
+
+
+def test_pool_glmm_knha_text_says_t_tests(tmp_path, capsys):
+    fx = json.loads((GLMM_FIXTURES / "pediatric_t.json").read_text())
+    path = _csv(tmp_path, ["events", "total"],
+                [[x, n] for x, n in zip(fx["data"]["xi"], fx["data"]["ni"])])
+    assert main(["pool", path, "--events", "events", "--total", "total", "--method", "glmm",
+                 "--test", "KNHA", "--level", "90"]) == 0
+    text = capsys.readouterr().out
+    assert "tval" in text and f"{fx['beta']:.4f}" in text and f"{fx['pval']:.4f}" in text
+
+
 def _error(capsys, argv) -> str:
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -150,9 +199,29 @@ def _error(capsys, argv) -> str:
          ["exactly one input"]),
         ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--mods", "ev"],
          ["at least 3 studies"]),
+        ([[3, 10], [4, 12], [5, 9]], ["--events", "ev", "--total", "n", "--mods", "ev,n"],
+         ["3 coefficients", "at least 4 studies"]),
+        ([[3, 10]], ["--events", "ev", "--total", "n", "--method", "GLMM"],
+         ["GLMM", "at least 2 studies"]),
+        ([[0.1, 0.02]], ["--yi", "ev", "--vi", "n", "--method", "REML"],
+         ["REML", "at least 2 studies", "1 data row"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--measure", "OR"],
+         ["--measure", "'OR'", "PLO"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--method", "XYZ"],
+         ["--method", "'XYZ'", "REML"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--test", "t"],
+         ["--test", "'t'", "knha"]),
+        ([[3, 10], [4.5, 12]], ["--events", "ev", "--total", "n"],
+         ["row 3", "'ev'", "whole number"]),
+        ([[0.1, 0.02], [0.2, "abc"]], ["--yi", "ev", "--vi", "n"],
+         ["row 3", "'n'", "not a number"]),
+        ([[0.1, 0.02], [0.2, -0.1]], ["--yi", "ev", "--vi", "n"],
+         ["row 3", "'n'", "greater than 0"]),
     ],
     ids=["missing-column", "non-numeric", "negative", "events>total", "zero-total", "k=1",
-         "zero-variance", "half-input", "two-inputs", "k<=p"],
+         "zero-variance", "half-input", "two-inputs", "k<=p", "k<=p-two-mods", "k=1-glmm",
+         "k=1-yi", "unknown-measure", "unknown-method", "unknown-test", "fractional-count",
+         "non-numeric-vi", "negative-vi"],
 )
 def test_pool_bad_input_exits_2_with_one_line(tmp_path, capsys, rows, args, expected):
     path = _csv(tmp_path, ["ev", "n"], rows)

@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from blinameta.rma import RmaResult
+from blinameta.rma import RmaResult, _norm_isf, _t_isf
 
 __all__ = ["Prediction", "predict"]
 
@@ -86,9 +85,9 @@ def predict(
     vpred = np.where(vpred < 0, np.nan, vpred)
     se = np.sqrt(vpred)
     if res.test == "knha":
-        crit = stats.t.isf(alpha / 2, res.k - res.p) if res.k > res.p else np.nan
+        crit = _t_isf(alpha / 2, res.k - res.p) if res.k > res.p else np.nan
     else:
-        crit = stats.norm.isf(alpha / 2)
+        crit = _norm_isf(alpha / 2)
     ci_lb, ci_ub = pred - crit * se, pred + crit * se
     if res.method == "EE":  # metafor reports no prediction interval for EE models
         pi_lb = pi_ub = np.full_like(pred, np.nan)

@@ -8,7 +8,10 @@ then :math:`\\beta` by weighted least squares with weights :math:`w_i = 1/(v_i +
 
 The numerical core works on a *stack* of problems at once (arrays with a leading batch axis), so
 that :mod:`blinameta.permutest` can fit thousands of permuted data sets in one vectorised pass;
-:func:`rma` is the same code run on a stack of one.
+:func:`rma` with moderators is the same code run on a stack of one. An intercept-only
+:func:`rma` (the common single analysis) uses the same estimators and stopping rules written out
+in closed form for X = 1 (no k x k projections), and :func:`rma_batch` fits many intercept-only
+data sets of the same k at once.
 
 References
 ----------
@@ -34,9 +37,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
-__all__ = ["RmaResult", "rma", "model_matrix", "ModelMatrix", "METHODS", "DEFAULT_CONTROL"]
+__all__ = [
+    "RmaResult",
+    "RmaBatchResult",
+    "rma",
+    "rma_batch",
+    "model_matrix",
+    "ModelMatrix",
+    "METHODS",
+    "DEFAULT_CONTROL",
+]
 
 #: Estimators of tau^2 accepted by :func:`rma` ("FE" is an alias of "EE").
 METHODS = ("EE", "FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
@@ -619,6 +631,348 @@ def _se_tau2(method: str, X: np.ndarray, vi: np.ndarray, Ymc: np.ndarray, tau2: 
     return math.nan
 
 
+# --------------------------------------------------------------------------------------------
+# distribution tails: scipy.special directly (scipy.stats distribution objects cost ~30 us/call)
+# --------------------------------------------------------------------------------------------
+
+
+def _norm_sf2(z: Any) -> Any:
+    """Two-sided normal p-value ``2 P(Z > |z|)`` (as ``2 * stats.norm.sf(abs(z))``)."""
+    return 2.0 * special.ndtr(-np.abs(z))
+
+
+def _t_sf2(t: Any, df: float) -> Any:
+    """Two-sided t p-value ``2 P(T_df > |t|)`` (as ``2 * stats.t.sf(abs(t), df)``)."""
+    return 2.0 * special.stdtr(df, -np.abs(t))
+
+
+def _norm_isf(q: float) -> float:
+    """Upper quantile of the standard normal (as ``stats.norm.isf``)."""
+    return -float(special.ndtri(q))
+
+
+def _t_isf(q: float, df: float) -> float:
+    """Upper quantile of the t distribution (as ``stats.t.isf``)."""
+    return -float(special.stdtrit(df, q))
+
+
+def _chi2_sf(x: Any, df: float) -> Any:
+    """Chi² upper tail (as ``stats.chi2.sf``)."""
+    return special.chdtrc(df, x)
+
+
+def _f_sf(x: Any, dfn: float, dfd: float) -> Any:
+    """F upper tail (as ``stats.f.sf``)."""
+    return special.fdtrc(dfn, dfd, x)
+
+
+# --------------------------------------------------------------------------------------------
+# intercept-only models: closed-form 1-D algebra (no k x k projection matrices)
+#
+# With X = 1 and weights w, P = W - w w'/S1 (S_j = sum w^j), so
+#   y'Py = sum w (y - b)^2 (b the weighted mean),  Py = w (y - b),
+#   tr P = S1 - S2/S1,  sum_ij P_ij^2 = S2 - 2 S3/S1 + (S2/S1)^2.
+# --------------------------------------------------------------------------------------------
+
+_POWERS = np.array([[1.0], [2.0], [3.0]])
+_POWERS_Y = np.array([[0.0], [1.0], [2.0]])
+
+
+def _div(num: float, den: float) -> float:
+    """``num / den`` with numpy's rules for a zero denominator (nan for 0/0, else +-inf)."""
+    if den == 0.0:
+        return math.nan if num == 0.0 or math.isnan(num) else math.copysign(math.inf, num)
+    return num / den
+
+
+def _io_tau2_closed(method: str, ymc: np.ndarray, v: np.ndarray) -> float:
+    """DL, HE, HS, SJ for an intercept-only model (``ymc`` mean-centred)."""
+    k = ymc.size
+    if method == "HE":
+        return (float(ymc @ ymc) - (1.0 - 1.0 / k) * float(v.sum())) / (k - 1)
+    if method == "SJ":
+        tau2_0 = float(ymc @ ymc) / k
+        w = 1.0 / (v + tau2_0)
+    else:
+        w = 1.0 / v
+    s1 = float(w.sum())
+    r = ymc - float(w @ ymc) / s1
+    q = float((w * r) @ r)
+    if method == "HS":
+        return (q - k) / s1
+    if method == "DL":
+        return _div(q - (k - 1), s1 - float(w @ w) / s1)
+    return tau2_0 * q / (k - 1)  # SJ
+
+
+def _io_loglik(method: str, ymc: np.ndarray, v: np.ndarray, tau2: float) -> float:
+    """ML or REML log-likelihood of an intercept-only model (as :func:`_loglik_at`)."""
+    k = ymc.size
+    vt = v + tau2
+    w = 1.0 / vt
+    s1 = float(w.sum())
+    r = ymc - float(w @ ymc) / s1
+    rss = float((w * r) @ r)
+    sumlog = float(np.log(vt).sum())
+    if method == "ML":
+        return -0.5 * k * _LOG_2PI - 0.5 * sumlog - 0.5 * rss
+    return -0.5 * (k - 1) * _LOG_2PI - 0.5 * sumlog - 0.5 * math.log(s1) - 0.5 * rss
+
+
+def _io_tau2_scoring(
+    method: str, ymc: np.ndarray, v: np.ndarray, con: dict[str, Any]
+) -> tuple[float, int, bool]:
+    """ML / REML / EB Fisher scoring for an intercept-only model (as :func:`_tau2_scoring`).
+
+    Each iteration needs the sums :math:`\\sum w^a y^b` (a = 1..3, b = 0..2), obtained in one
+    (3 x k) @ (k x 3) product; the rest is scalar arithmetic.
+    """
+    k = ymc.size
+    if con["tau2_init"] is None:
+        t = max(0.0, _io_tau2_closed("HE", ymc, v), con["tau2_min"])
+    else:
+        t = float(con["tau2_init"])
+    A = (ymc ** _POWERS_Y).T  # (k, 3): 1, y, y^2
+    tmin, thr = con["tau2_min"], con["threshold"]
+    stepadj, maxiter = con["stepadj"], con["maxiter"]
+    it = 0
+    conv = True
+    kk = k / (k - 1)
+    while True:
+        w = 1.0 / (v + t)
+        (s1, swy, swyy), (s2, s2y, s2yy), (s3, _, _) = ((w**_POWERS) @ A).tolist()
+        b = swy / s1
+        if method == "REML":
+            r2 = s2 / s1
+            pypy = s2yy - 2.0 * b * s2y + b * b * s2  # sum (w (y - b))^2
+            adj = _div(pypy - (s1 - r2), s2 - 2.0 * s3 / s1 + r2 * r2)
+        elif method == "ML":
+            pypy = s2yy - 2.0 * b * s2y + b * b * s2
+            adj = _div(pypy - s1, s2)
+        else:  # EB
+            adj = _div((swyy - b * swy) * kk - k, s1)
+        adj *= stepadj
+        if math.isnan(adj):
+            adj = 0.0
+        while t + adj < tmin:
+            adj /= 2.0
+        new = t + adj
+        it += 1
+        change = abs(new - t)
+        t = new
+        if it > maxiter:
+            conv = False
+            break
+        if not change > thr:
+            break
+    return t, it, conv
+
+
+def _io_se_tau2(method: str, v: np.ndarray, ymc: np.ndarray, tau2: float) -> float:
+    """Standard error of tau2 for an intercept-only model (as :func:`_se_tau2`)."""
+    k = v.size
+    t = max(tau2, 0.0)
+    if method in ("HS", "DL"):
+        w = 1.0 / v
+        s1, s2, s3 = float(w.sum()), float(w @ w), float((w * w) @ w)
+        trP, PP = s1 - s2 / s1, s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
+        den = s1 if method == "HS" else trP
+        return math.sqrt(1 / den**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * PP))
+    if method == "HE":
+        sv, svv = float(v.sum()), float(v @ v)
+        pvpv = (1.0 - 2.0 / k) * svv + sv * sv / k**2
+        tr_pv = (1.0 - 1.0 / k) * sv
+        return math.sqrt(1 / (k - 1) ** 2 * (2 * pvpv + 4 * t * tr_pv + 2 * t**2 * (k - 1)))
+    if method == "SJ":
+        tau2_0 = float(ymc @ ymc) / k
+        w = 1.0 / (v + tau2_0)
+        w2 = w * w
+        s1, s2, s3 = float(w.sum()), float(w2.sum()), float(w2 @ w)
+        s2v, s3v, s2vv, s3vv = float(w2 @ v), float((w2 * w) @ v), float(w2 @ (v * v)), float(
+            (w2 * w) @ (v * v)
+        )
+        pvpv = s2vv - 2.0 * s3vv / s1 + (s2v / s1) ** 2
+        pvp = s2v - 2.0 * s3v / s1 + s2 * s2v / s1**2
+        PP = s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
+        return math.sqrt(
+            tau2_0**2 / (k - 1) ** 2 * (2 * pvpv + 4 * t * pvp + 2 * t**2 * PP)
+        )
+    w = 1.0 / (v + tau2)
+    if method == "ML":
+        return math.sqrt(2 / float(w @ w))
+    if method == "REML":
+        s1, s2, s3 = float(w.sum()), float(w @ w), float((w * w) @ w)
+        return math.sqrt(2 / (s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2))
+    if method in ("EB", "PM"):
+        return math.sqrt(2 * k**2 / (k - 1) / float(w.sum()) ** 2)
+    return math.nan
+
+
+_IO_NAMES = ("intrcpt",)
+_BTT0 = (0,)
+
+
+def _rma_int_only(
+    y: np.ndarray,
+    v: np.ndarray,
+    method: str,
+    test: str,
+    level: float,
+    con: dict[str, Any],
+    allvipos: bool,
+) -> RmaResult:
+    """:func:`rma` for an intercept-only model, in closed-form 1-D algebra.
+
+    The same estimators, stopping rules and formulas as the general (batched) code; only the
+    projections are written out for X = 1.
+    """
+    k = y.size
+    if k == 1 and test != "z":
+        test = "z"  # metafor: test="z" when k = 1
+    alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
+    ybar = float(y.sum()) / k
+    ymc = y - ybar
+    iters, conv = 0, True
+    if method == "EE" or k == 1:
+        tau2 = 0.0
+    elif method in ("HS", "HE", "DL", "SJ"):
+        tau2 = _io_tau2_closed(method, ymc, v)
+    elif method == "PM":
+        tau2_arr, _, conv_arr = _estimate_tau2(method, y[None], np.ones((1, k, 1)), v[None], con)
+        tau2, conv = float(tau2_arr[0]), bool(conv_arr[0])
+    else:
+        tau2, iters, conv = _io_tau2_scoring(method, ymc, v, con)
+        if conv and method in ("ML", "REML") and con["ll0check"] and tau2 > con["threshold"]:
+            ll0 = _io_loglik(method, ymc, v, 0.0)
+            if ll0 - _io_loglik(method, ymc, v, tau2) > con["tol"]:
+                tau2 = 0.0
+    if not conv:
+        raise ValueError(
+            f"the {method} estimator of tau2 did not converge (try control maxiter/stepadj/"
+            "tau2_max, or another method)"
+        )
+    tau2 = max(con["tau2_min"], tau2)
+
+    # fixed effect (WLS) and its test
+    vt_i = v + tau2
+    w = 1.0 / vt_i
+    s1 = float(w.sum())
+    beta0 = float(w @ y) / s1
+    r = y - beta0
+    rss_f = float((w * r) @ r)
+    if test == "knha":
+        ddf = float(k - 1)
+        s2w = 0.0 if rss_f <= _EPS else rss_f / ddf
+    else:
+        ddf = math.nan
+        s2w = 1.0
+    vb0 = s2w / s1
+    se0 = math.sqrt(vb0)
+    zval0 = _div(beta0, se0)
+    qm = math.nan if vb0 == 0.0 or math.isnan(vb0) else beta0 * beta0 / vb0
+    if test == "knha":
+        qm_df: tuple[int, float] = (1, ddf)
+        qm_p = float(_f_sf(qm, 1, ddf))
+        pval0 = float(_t_sf2(zval0, ddf))
+        crit = _t_isf(alpha / 2, ddf)
+    else:
+        qm_df = (1, math.nan)
+        qm_p = float(_chi2_sf(qm, 1))
+        pval0 = float(_norm_sf2(zval0))
+        crit = _norm_isf(alpha / 2)
+
+    # heterogeneity
+    if allvipos:
+        if k > 1:
+            wfe = 1.0 / v
+            sfe = float(wfe.sum())
+            rfe = ymc - float(wfe @ ymc) / sfe
+            qe = max(0.0, float((wfe * rfe) @ rfe))
+            qe_p = float(_chi2_sf(qe, k - 1))
+            vt = (k - 1) / (sfe - float(wfe @ wfe) / sfe)
+            if method == "EE":
+                i2 = max(0.0, 100.0 * (qe - (k - 1)) / qe) if qe > 0 else 0.0
+                h2 = qe / (k - 1)
+            else:
+                i2 = 100.0 * tau2 / (vt + tau2)
+                h2 = tau2 / vt + 1.0
+        else:
+            qe, qe_p, i2, h2, vt = 0.0, 1.0, 0.0, 1.0, 0.0
+    else:
+        qe = qe_p = i2 = h2 = vt = math.nan
+    se_tau2 = _io_se_tau2(method, v, ymc, tau2) if method != "EE" and k > 1 else math.nan
+
+    # fit statistics (log det X'X = log k, log det X'WX = log S1)
+    parms = 1 + (0 if method == "EE" else 1)
+    sumlog = float(np.log(vt_i).sum())
+    ll_ml = -0.5 * k * _LOG_2PI - 0.5 * sumlog - 0.5 * rss_f
+    ll_reml = -0.5 * (k - 1) * _LOG_2PI + 0.5 * math.log(k) - 0.5 * sumlog - 0.5 * math.log(s1)
+    ll_reml -= 0.5 * rss_f
+    if k > 1:
+        ll_sat = -0.5 * (k * math.log(2 * math.pi) + float(np.log(v).sum())) if allvipos else 0.0
+        dev_ml = -2 * (ll_ml - ll_sat)
+    else:
+        dev_ml = 0.0
+    fit_stats = {
+        "ML": _ic(ll_ml, k, dev_ml, parms),
+        "REML": _ic(ll_reml, k - 1, -2 * ll_reml, parms),
+    }
+
+    return RmaResult(
+        beta=np.array([beta0]),
+        se=np.array([se0]),
+        zval=np.array([zval0]),
+        pval=np.array([pval0]),
+        ci_lb=np.array([beta0 - crit * se0]),
+        ci_ub=np.array([beta0 + crit * se0]),
+        vb=np.array([[vb0]]),
+        tau2=tau2,
+        se_tau2=se_tau2,
+        qe=qe,
+        qe_p=qe_p,
+        qe_df=k - 1,
+        i2=i2,
+        h2=h2,
+        vt=vt,
+        qm=qm,
+        qm_p=qm_p,
+        qm_df=qm_df,
+        r2=None,
+        s2w=s2w,
+        ddf=ddf,
+        fit_stats=fit_stats,
+        yi=y,
+        vi=v,
+        X=np.ones((k, 1)),
+        coef_names=_IO_NAMES,
+        terms=(),
+        k=k,
+        p=1,
+        m=1,
+        btt=_BTT0,
+        int_only=True,
+        int_incl=True,
+        method=method,
+        test=test,
+        level=level if level > 1 else 100 * level,
+        control=con,
+        iterations=iters,
+        converged=True,
+    )
+
+
+def _ic(ll: float, n: int, dev: float, parms: int) -> dict[str, float]:
+    """metafor's ll, deviance, AIC, BIC and AICc for ``parms`` parameters and ``n`` obs."""
+    big = max(n, parms + 2)
+    return {
+        "ll": ll,
+        "dev": dev,
+        "AIC": -2 * ll + 2 * parms,
+        "BIC": -2 * ll + parms * math.log(n) if n > 0 else math.nan,
+        "AICc": -2 * ll + 2 * parms * big / (big - parms - 1),
+    }
+
+
 def rma(
     yi: Any,
     vi: Any,
@@ -692,13 +1046,17 @@ def rma(
         raise ValueError(f"yi has {k} values but vi has {v.size}")
     if k < 1:
         raise ValueError("no studies")
-    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(v))):
+    if not (np.isfinite(y).all() and np.isfinite(v).all()):
         raise ValueError("yi and vi must be finite")
-    if np.any(v < 0):
+    vmin = float(v.min())
+    if vmin < 0:
         raise ValueError("sampling variances must not be negative")
-    allvipos = bool(np.all(v > 0))
+    allvipos = vmin > 0
     if method != "EE" and not allvipos:
         raise ValueError(f"the {method} estimator needs all sampling variances > 0")
+    level = float(level)
+    if mods is None:  # intercept-only: closed-form 1-D algebra
+        return _rma_int_only(y, v, method, test, level, con, allvipos)
     mm = model_matrix(mods, k, intercept=intercept)
     X = mm.X
     p = X.shape[1]
@@ -714,7 +1072,6 @@ def rma(
         raise ValueError("the model matrix is not of full rank (redundant moderators)")
     if k == 1 and test != "z":
         test = "z"  # metafor: test="z" when k = 1
-    level = float(level)
     alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
 
     Y = y[None, :]
@@ -740,15 +1097,15 @@ def rma(
     if test == "knha":
         ddf = float(k - p)
         qm_df: tuple[int, float] = (m, ddf)
-        qm_p = float(stats.f.sf(qm, m, ddf)) if ddf > 0 else math.nan
-        pval = 2 * stats.t.sf(np.abs(zval), ddf) if ddf > 0 else np.full(p, np.nan)
-        crit = float(stats.t.isf(alpha / 2, ddf)) if ddf > 0 else math.nan
+        qm_p = float(_f_sf(qm, m, ddf)) if ddf > 0 else math.nan
+        pval = _t_sf2(zval, ddf) if ddf > 0 else np.full(p, np.nan)
+        crit = _t_isf(alpha / 2, ddf) if ddf > 0 else math.nan
     else:
         ddf = math.nan
         qm_df = (m, math.nan)
-        qm_p = float(stats.chi2.sf(qm, m))
-        pval = 2 * stats.norm.sf(np.abs(zval))
-        crit = float(stats.norm.isf(alpha / 2))
+        qm_p = float(_chi2_sf(qm, m))
+        pval = _norm_sf2(zval)
+        crit = _norm_isf(alpha / 2)
     ci_lb, ci_ub = beta - crit * se, beta + crit * se
 
     # heterogeneity
@@ -757,7 +1114,7 @@ def rma(
         if k > p:
             P_fe = _proj(Xb, 1.0 / V)[0]
             qe = max(0.0, float(Ymc @ P_fe @ Ymc))
-            qe_p = float(stats.chi2.sf(qe, k - p))
+            qe_p = float(_chi2_sf(qe, k - p))
             vt = (k - p) / float(np.trace(P_fe))
             if method == "EE":
                 i2 = max(0.0, 100.0 * (qe - (k - p)) / qe) if qe > 0 else 0.0
@@ -791,17 +1148,10 @@ def rma(
     else:
         dev_ml = 0.0
 
-    def _ic(ll: float, n: int, dev: float) -> dict[str, float]:
-        big = max(n, parms + 2)
-        return {
-            "ll": ll,
-            "dev": dev,
-            "AIC": -2 * ll + 2 * parms,
-            "BIC": -2 * ll + parms * math.log(n) if n > 0 else math.nan,
-            "AICc": -2 * ll + 2 * parms * big / (big - parms - 1),
-        }
-
-    fit_stats = {"ML": _ic(ll_ml, k, dev_ml), "REML": _ic(ll_reml, k - p, -2 * ll_reml)}
+    fit_stats = {
+        "ML": _ic(ll_ml, k, dev_ml, parms),
+        "REML": _ic(ll_reml, k - p, -2 * ll_reml, parms),
+    }
 
     # pseudo-R^2
     r2: float | None = None
@@ -864,4 +1214,331 @@ def rma(
         control=con,
         iterations=int(iters[0]),
         converged=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# many independent intercept-only fits at once
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RmaBatchResult:
+    """Intercept-only fits of ``n_fits`` independent data sets of ``k`` studies each.
+
+    Every array has shape ``(n_fits,)``; row ``b`` holds what :func:`rma` (and
+    :func:`blinameta.predict.predict` for ``pi_lb``/``pi_ub``) gives for data set ``b``. Rows
+    whose tau² estimator did not converge have ``converged`` False and NaN estimates.
+
+    Attributes
+    ----------
+    beta, se, zval, pval, ci_lb, ci_ub : ndarray
+        Pooled estimate, its standard error, z or t statistic, p-value and confidence bounds.
+    pi_lb, pi_ub : ndarray
+        Prediction interval (NaN for EE models, as metafor).
+    tau2, se_tau2, qe, qe_p, i2, h2, vt, s2w : ndarray
+        As the fields of :class:`RmaResult` (``i2`` in percent).
+    iterations : ndarray of int
+    converged : ndarray of bool
+    k, n_fits, method, test, level, ddf, control :
+        Settings as used.
+    """
+
+    beta: np.ndarray
+    se: np.ndarray
+    zval: np.ndarray
+    pval: np.ndarray
+    ci_lb: np.ndarray
+    ci_ub: np.ndarray
+    pi_lb: np.ndarray
+    pi_ub: np.ndarray
+    tau2: np.ndarray
+    se_tau2: np.ndarray
+    qe: np.ndarray
+    qe_p: np.ndarray
+    i2: np.ndarray
+    h2: np.ndarray
+    vt: np.ndarray
+    s2w: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    k: int
+    n_fits: int
+    method: str
+    test: str
+    level: float
+    ddf: float
+    control: dict[str, Any] = field(default_factory=dict)
+
+    _COLUMNS = (
+        "beta", "se", "zval", "pval", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2", "se_tau2",
+        "qe", "qe_p", "i2", "h2", "vt", "s2w", "iterations", "converged",
+    )  # fmt: skip
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per data set, one column per array field."""
+        return pd.DataFrame({name: getattr(self, name) for name in self._COLUMNS})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary (arrays as lists), e.g. for JSON."""
+        out = {}
+        for key, value in asdict(self).items():
+            out[key] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+
+def _io_se_tau2_batch(method: str, V: np.ndarray, Ymc: np.ndarray, tau2: np.ndarray) -> np.ndarray:
+    """:func:`_io_se_tau2` for a stack of intercept-only problems (rows of ``V``, ``Ymc``)."""
+    k = V.shape[1]
+    t = np.maximum(tau2, 0.0)
+
+    def sums(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        s1, s2, s3 = w.sum(1), (w * w).sum(1), (w**3).sum(1)
+        return s1, s2, s3, s1 - s2 / s1, s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
+
+    if method in ("HS", "DL"):
+        s1, _, _, trP, PP = sums(1.0 / V)
+        den = s1 if method == "HS" else trP
+        return np.sqrt(1 / den**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * PP))
+    if method == "HE":
+        sv, svv = V.sum(1), (V * V).sum(1)
+        pvpv = (1.0 - 2.0 / k) * svv + sv * sv / k**2
+        tr_pv = (1.0 - 1.0 / k) * sv
+        return np.sqrt(1 / (k - 1) ** 2 * (2 * pvpv + 4 * t * tr_pv + 2 * t**2 * (k - 1)))
+    if method == "SJ":
+        tau2_0 = (Ymc * Ymc).sum(1) / k
+        w = 1.0 / (V + tau2_0[:, None])
+        s1, s2, _, _, PP = sums(w)
+        w2, w3 = w * w, w**3
+        s2v, s3v = (w2 * V).sum(1), (w3 * V).sum(1)
+        s2vv, s3vv = (w2 * V * V).sum(1), (w3 * V * V).sum(1)
+        pvpv = s2vv - 2.0 * s3vv / s1 + (s2v / s1) ** 2
+        pvp = s2v - 2.0 * s3v / s1 + s2 * s2v / s1**2
+        return np.sqrt(tau2_0**2 / (k - 1) ** 2 * (2 * pvpv + 4 * t * pvp + 2 * t**2 * PP))
+    w = 1.0 / (V + tau2[:, None])
+    if method == "ML":
+        return np.sqrt(2 / (w * w).sum(1))
+    if method == "REML":
+        return np.sqrt(2 / sums(w)[4])
+    if method in ("EB", "PM"):
+        return np.sqrt(2 * k**2 / (k - 1) / w.sum(1) ** 2)
+    return np.full(V.shape[0], np.nan)
+
+
+def _io_tau2_scoring_batch(
+    method: str, Ymc: np.ndarray, V: np.ndarray, con: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_tau2_scoring` for a stack of intercept-only problems, in closed form."""
+    B, k = Ymc.shape
+    if con["tau2_init"] is None:
+        he = ((Ymc * Ymc).sum(1) - (1.0 - 1.0 / k) * V.sum(1)) / (k - 1)
+        tau2 = np.maximum(np.maximum(0.0, he), con["tau2_min"])
+    else:
+        tau2 = np.full(B, float(con["tau2_init"]))
+    iters = np.zeros(B, dtype=int)
+    conv = np.ones(B, dtype=bool)
+    active = np.arange(B)
+    tmin, thr, stepadj, maxiter = con["tau2_min"], con["threshold"], con["stepadj"], con["maxiter"]
+    while active.size:
+        t = tau2[active]
+        y = Ymc[active]
+        w = 1.0 / (V[active] + t[:, None])
+        s1 = w.sum(1)
+        w2 = w * w
+        s2 = w2.sum(1)
+        r = y - ((w * y).sum(1) / s1)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if method == "REML":
+                r2 = s2 / s1
+                pp = s2 - 2.0 * (w2 * w).sum(1) / s1 + r2 * r2
+                adj = ((w2 * r * r).sum(1) - (s1 - r2)) / pp
+            elif method == "ML":
+                adj = ((w2 * r * r).sum(1) - s1) / s2
+            else:  # EB
+                adj = ((w * r * r).sum(1) * k / (k - 1) - k) / s1
+        adj = adj * stepadj
+        adj[np.isnan(adj)] = 0.0
+        low = t + adj < tmin
+        while np.any(low):
+            adj[low] /= 2.0
+            low = t + adj < tmin
+        new = t + adj
+        tau2[active] = new
+        iters[active] += 1
+        change = np.abs(new - t)
+        failed = iters[active] > maxiter
+        conv[active[failed]] = False
+        active = active[(change > thr) & ~failed]
+    return tau2, iters, conv
+
+
+def _io_estimate_tau2_batch(
+    method: str, Y: np.ndarray, V: np.ndarray, con: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_estimate_tau2` for a stack of intercept-only problems (closed-form scoring)."""
+    B, k = Y.shape
+    if method not in ("ML", "REML", "EB") or k == 1:
+        return _estimate_tau2(method, Y, np.ones((B, k, 1)), V, con)
+    Ymc = Y - Y.mean(axis=1, keepdims=True)
+    tau2, iters, conv = _io_tau2_scoring_batch(method, Ymc, V, con)
+    if method in ("ML", "REML") and con["ll0check"]:
+        def loglik(t: np.ndarray) -> np.ndarray:
+            vt = V + t[:, None]
+            w = 1.0 / vt
+            s1 = w.sum(1)
+            r = Ymc - ((w * Ymc).sum(1) / s1)[:, None]
+            ll = -0.5 * np.log(vt).sum(1) - 0.5 * (w * r * r).sum(1)
+            if method == "ML":
+                return ll - 0.5 * k * _LOG_2PI
+            return ll - 0.5 * (k - 1) * _LOG_2PI - 0.5 * np.log(s1)
+
+        with np.errstate(invalid="ignore"):
+            ll_diff = loglik(np.zeros(B)) - loglik(tau2)
+        stuck = conv & (ll_diff > con["tol"]) & (tau2 > con["threshold"])
+        tau2 = np.where(stuck, 0.0, tau2)
+    tau2 = np.maximum(con["tau2_min"], tau2)
+    tau2[~conv] = np.nan
+    return tau2, iters, conv
+
+
+def rma_batch(
+    yi: Any,
+    vi: Any,
+    *,
+    method: str = "REML",
+    test: str = "z",
+    level: float = 95.0,
+    control: dict[str, Any] | None = None,
+) -> RmaBatchResult:
+    """Fit the same intercept-only model to many independent data sets at once.
+
+    Row ``b`` of the result equals ``rma(yi[b], vi[b], method=method, test=test, ...)``: the
+    same estimators, stopping rules and formulas, run by the vectorised core that
+    :mod:`blinameta.permutest` uses (each row iterating to its own convergence). Use it for
+    simulation studies or bootstraps; for one analysis call :func:`rma`.
+
+    Parameters
+    ----------
+    yi, vi : array_like (n_fits, k)
+        Effect sizes and sampling variances, one data set per row (``vi`` broadcast to the
+        shape of ``yi``; a 1-D ``yi`` is one data set).
+    method, test, level, control :
+        As :func:`rma`.
+
+    Returns
+    -------
+    RmaBatchResult
+        A row that did not converge has NaN estimates and ``converged`` False (no error).
+
+    Raises
+    ------
+    ValueError
+        For bad input, as :func:`rma` (naming the first offending row).
+    """
+    method = _canonical_method(method)
+    test = str(test).lower()
+    if test not in ("z", "knha"):
+        raise ValueError(f"unknown test {test!r}; choose 'z' or 'knha'")
+    con = _control(control)
+    Y = np.atleast_2d(np.asarray(yi, dtype=float))
+    if Y.ndim != 2:
+        raise ValueError("yi must be a 2-D array (one data set per row)")
+    try:
+        V = np.broadcast_to(np.asarray(vi, dtype=float), Y.shape).copy()
+    except ValueError:
+        raise ValueError(f"vi of shape {np.shape(vi)} does not fit yi of shape {Y.shape}") from None
+    B, k = Y.shape
+    if k < 1 or B < 1:
+        raise ValueError("no studies")
+    bad = ~(np.isfinite(Y).all(1) & np.isfinite(V).all(1))
+    if bad.any():
+        raise ValueError(f"yi and vi must be finite (row {int(np.argmax(bad))})")
+    if (V < 0).any():
+        row = int(np.argmax((V < 0).any(1)))
+        raise ValueError(f"sampling variances must not be negative (row {row})")
+    allvipos = (V > 0).all(1)
+    if method != "EE" and not allvipos.all():
+        row = int(np.argmin(allvipos))
+        raise ValueError(f"the {method} estimator needs all sampling variances > 0 (row {row})")
+    if k == 1:
+        test = "z"  # metafor: test="z" when k = 1
+    level = float(level)
+    alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
+
+    tau2, iters, conv = _io_estimate_tau2_batch(method, Y, V, con)
+    with np.errstate(divide="ignore", invalid="ignore"):  # EE rows with a zero variance
+        w = 1.0 / (V + tau2[:, None])
+        s1 = w.sum(1)
+        beta = (w * Y).sum(1) / s1
+        resid = Y - beta[:, None]
+        rss = (w * resid * resid).sum(1)
+    if test == "knha":
+        ddf = float(k - 1)
+        s2w = np.where(rss <= _EPS, 0.0, rss / ddf)
+        crit = _t_isf(alpha / 2, ddf)
+    else:
+        ddf = math.nan
+        s2w = np.ones(B)
+        crit = _norm_isf(alpha / 2)
+    vb = s2w / s1
+    se = np.sqrt(vb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zval = beta / se
+    pval = _t_sf2(zval, ddf) if test == "knha" else _norm_sf2(zval)
+    if method == "EE":
+        pi_lb = pi_ub = np.full(B, np.nan)
+    else:
+        half = crit * np.sqrt(vb + tau2)
+        pi_lb, pi_ub = beta - half, beta + half
+
+    Ymc = Y - Y.mean(axis=1, keepdims=True)
+    if k > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wfe = 1.0 / V
+            sfe = wfe.sum(1)
+            rfe = Ymc - ((wfe * Ymc).sum(1) / sfe)[:, None]
+            qe = np.maximum(0.0, (wfe * rfe * rfe).sum(1))
+            vt = (k - 1) / (sfe - (wfe * wfe).sum(1) / sfe)
+            if method == "EE":
+                i2 = np.where(qe > 0, np.maximum(0.0, 100.0 * (qe - (k - 1)) / qe), 0.0)
+                h2 = qe / (k - 1)
+            else:
+                i2 = 100.0 * tau2 / (vt + tau2)
+                h2 = tau2 / vt + 1.0
+        qe_p = _chi2_sf(qe, k - 1)
+        qe, qe_p, i2, h2, vt = (np.where(allvipos, a, np.nan) for a in (qe, qe_p, i2, h2, vt))
+        if method == "EE":
+            se_tau2 = np.full(B, np.nan)
+        else:
+            se_tau2 = _io_se_tau2_batch(method, V, Ymc, tau2)
+    else:
+        qe, qe_p, i2, h2, vt = (np.full(B, x) for x in (0.0, 1.0, 0.0, 1.0, 0.0))
+        se_tau2 = np.full(B, np.nan)
+
+    return RmaBatchResult(
+        beta=beta,
+        se=se,
+        zval=zval,
+        pval=pval,
+        ci_lb=beta - crit * se,
+        ci_ub=beta + crit * se,
+        pi_lb=pi_lb,
+        pi_ub=pi_ub,
+        tau2=tau2,
+        se_tau2=se_tau2,
+        qe=qe,
+        qe_p=qe_p,
+        i2=i2,
+        h2=h2,
+        vt=vt,
+        s2w=s2w,
+        iterations=iters,
+        converged=conv,
+        k=k,
+        n_fits=B,
+        method=method,
+        test=test,
+        level=level if level > 1 else 100 * level,
+        ddf=ddf,
+        control=con,
     )

@@ -52,6 +52,9 @@ glmm_block <- function(name, data, call_text, newmods = NULL, newmods_py = NULL)
   fit <- res$res.ML
   pred_call <- if (is.null(newmods)) "predict(res)" else paste0("predict(res, newmods = ", newmods, ")")
   pr <- eval(parse(text = pred_call))
+  # the same predictions back-transformed to proportions (what `blinameta pool` reports)
+  pred_transf_call <- sub("\\)$", ", transf = transf.ilogit)", pred_call)
+  prt <- eval(parse(text = pred_transf_call))
   out <- list(
     name = name,
     call = call_text,
@@ -70,7 +73,10 @@ glmm_block <- function(name, data, call_text, newmods = NULL, newmods_py = NULL)
     predict_call = pred_call,
     newmods = newmods_py,
     pred = num(pr$pred), pred_se = num(pr$se), pred_ci_lb = num(pr$ci.lb),
-    pred_ci_ub = num(pr$ci.ub), pred_pi_lb = num(pr$pi.lb), pred_pi_ub = num(pr$pi.ub)
+    pred_ci_ub = num(pr$ci.ub), pred_pi_lb = num(pr$pi.lb), pred_pi_ub = num(pr$pi.ub),
+    predict_transf_call = pred_transf_call,
+    pred_prop = num(prt$pred), pred_prop_ci_lb = num(prt$ci.lb), pred_prop_ci_ub = num(prt$ci.ub),
+    pred_prop_pi_lb = num(prt$pi.lb), pred_prop_pi_ub = num(prt$pi.ub)
   )
   write_fixture(out, dir_glmm, name)
 }

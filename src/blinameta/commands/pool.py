@@ -4,6 +4,14 @@ One of three inputs: events and totals (single proportions, ``--measure``), effe
 their sampling variances (``--yi``/``--vi``), or hazard ratios with their confidence intervals
 (``--hr``/``--ci-lb``/``--ci-ub``). Prints a summary like metafor's ``print.rma`` or, with
 ``--json``, one JSON object.
+
+``--method GLMM`` fits metafor's ``rma.glmm(measure="PLO")`` (logistic-normal model). metafor has
+no Knapp-Hartung adjustment for GLMMs, so ``--test knha`` is mapped to ``rma.glmm(test="t")``:
+t tests (and an F test for moderators) on k - p df, the variances not rescaled.
+
+Bad input (a missing column, a cell that is not a number, negative counts, events above the
+total, a zero variance, too few studies for the model, an unknown ``--measure``/``--method``/
+``--test``) is a one-line message naming the row and column where there is one; exit status 2.
 """
 
 from __future__ import annotations
@@ -23,6 +31,18 @@ __all__ = ["pool"]
 
 _METHODS = ["EE", "FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM", "GLMM"]
 _MEASURES = ["PR", "PLN", "PLO", "PAS", "PFT"]
+_TESTS = ["z", "knha"]
+
+
+def _choice(option: str, value: str, choices: list[str]) -> str:
+    """``value`` matched case-insensitively against ``choices`` (a one-line UserError if not).
+
+    Checked here rather than by ``click.Choice``, whose error is a multi-line usage message.
+    """
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise UserError(f"{option}: unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
 def _clean(value: Any) -> Any:
@@ -143,9 +163,10 @@ def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) 
         )
     lines.append("")
     test = getattr(res, "test", "z")
+    t_tests = test in ("knha", "t")  # rma_glmm's "t" is what --test knha asks for
     if has_mods:
         m = out["qm_df"][0]
-        if test == "knha":
+        if t_tests:
             lines.append(
                 f"Test of Moderators (coefficients 2:{len(out['coef'])}): F(df1 = {m}, df2 = "
                 f"{out['qm_df'][1]:g}) = {_fmt(out['qm'])}, p-val {_p_phrase(out['qm_p'])}"
@@ -158,7 +179,7 @@ def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) 
         lines.append("")
     lines.append("Model Results:")
     lines.append("")
-    stat = "tval" if test == "knha" else "zval"
+    stat = "tval" if t_tests else "zval"
     names = out.get("coef_names") or ["estimate"]
     width = max(len(n) for n in names) + 2
     header = f"{'':{width}}{'estimate':>10}{'se':>9}{stat:>9}{'pval':>9}{'ci.lb':>9}{'ci.ub':>9}"
@@ -191,12 +212,14 @@ def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) 
 @click.option("--hr", "hr_col", help="Column of hazard ratios (with --ci-lb, --ci-ub).")
 @click.option("--ci-lb", "hr_lb_col", help="Column of the lower 95% CI bounds of the HRs.")
 @click.option("--ci-ub", "hr_ub_col", help="Column of the upper 95% CI bounds of the HRs.")
-@click.option("--measure", type=click.Choice(_MEASURES, case_sensitive=False), default="PLO",
-              show_default=True, help="Effect size for proportions (metafor's escalc).")
-@click.option("--method", type=click.Choice(_METHODS, case_sensitive=False), default="REML",
-              show_default=True, help="tau^2 estimator (GLMM: logistic-normal model).")
-@click.option("--test", type=click.Choice(["z", "knha"], case_sensitive=False), default="z",
-              show_default=True, help="z tests or Hartung-Knapp t tests.")
+@click.option("--measure", default="PLO", show_default=True, metavar="[" + "|".join(_MEASURES) + "]",
+              help="Effect size for proportions (metafor's escalc).")
+@click.option("--method", default="REML", show_default=True,
+              metavar="[" + "|".join(_METHODS) + "]", help="tau^2 estimator (GLMM: logistic-normal model, metafor's rma.glmm).")
+@click.option("--test", default="z", show_default=True, metavar="[z|knha]",
+              help="z tests, or Hartung-Knapp t tests (knha). With --method GLMM, knha means "
+                   "metafor's rma.glmm(test='t'): t and F tests on k - p df, without the "
+                   "Knapp-Hartung rescaling of the variances.")
 @click.option("--mods", help="Comma-separated moderator columns (non-numeric ones are factors).")
 @click.option("--permutations", type=click.IntRange(min=2), default=None,
               help="Permutation test with N permutations (exact when fewer are possible).")
@@ -229,7 +252,9 @@ def pool(
     from blinameta.predict import predict
     from blinameta.rma import rma
 
-    measure, method, test = measure.upper(), method.upper(), test.lower()
+    measure = _choice("--measure", measure, _MEASURES)
+    method = _choice("--method", method, _METHODS)
+    test = _choice("--test", test, _TESTS)
     if method == "FE":
         method = "EE"
     modes = {
@@ -310,7 +335,9 @@ def pool(
         from blinameta.glmm import rma_glmm
 
         try:
-            res = rma_glmm(events, total, mods=mod_frame, level=level, test=test)
+            # metafor has no Knapp-Hartung adjustment for GLMMs: knha -> rma.glmm(test="t")
+            glmm_test = "t" if test == "knha" else "z"
+            res = rma_glmm(events, total, mods=mod_frame, level=level, test=glmm_test)
         except ValueError as exc:
             raise UserError(f"{path}: {exc}") from None
         pred_obj = res.predict()
