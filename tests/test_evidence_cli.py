@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -84,18 +83,11 @@ def test_new_writes_a_valid_template_and_never_overwrites(tmp_path, capsys):
     assert not (tmp_path.parent / "escape.yaml").exists()
 
 
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        h.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
-def test_evidence_commands_never_modify_evidence(capsys):
-    before = _digest(ROOT / "evidence"), _digest(ROOT / "models")
+def test_evidence_commands_never_modify_evidence(capsys, folder_digest):
+    before = folder_digest(ROOT / "evidence"), folder_digest(ROOT / "models")
     main(["validate", str(ROOT / "evidence")])
     main(["table", "--evidence", str(ROOT / "evidence")])
     main(["schema"])
-    assert (_digest(ROOT / "evidence"), _digest(ROOT / "models")) == before
+    assert (folder_digest(ROOT / "evidence"), folder_digest(ROOT / "models")) == before

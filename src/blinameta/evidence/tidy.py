@@ -100,7 +100,8 @@ def tidy(evidence: Evidence, readings: Literal["primary", "all", "alternative"] 
                     "source": prov.source,
                     "location": prov.location,
                     "quote": prov.quote,
-                    "file": str(path) if path is not None else None,
+                    # folder/name, not the absolute path: the same evidence moved elsewhere gives the same table
+                    "file": f"{path.parent.name}/{path.name}" if path is not None else None,
                     "line": parsed.line_of(("outcomes", index)) if parsed is not None else None,
                 })
     columns = list(BASE_COLUMNS) + moderator_names + ["prior_hsct_pct", "overlaps", "source", "location", "quote", "file", "line"]

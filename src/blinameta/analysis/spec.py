@@ -1,0 +1,231 @@
+"""Analysis specifications: one YAML file per analysis in ``models/``.
+
+A specification says what to pool (an outcome, or a randomized comparison), which rows of the
+tidy table qualify (a filter on moderators and other columns), which publication to prefer
+where two report the same patients, the subgroups and moderators to examine, and the settings
+of the frequentist and Bayesian fits. It is read with the same safe YAML reader as the
+evidence and validated against the review (outcome codes and moderator levels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from blinameta.errors import UserError
+from blinameta.evidence.loader import Problem, format_path
+from blinameta.evidence.schema import ID_PATTERN, Review
+from blinameta.evidence.yamlsafe import parse_yaml
+
+__all__ = [
+    "FrequentistSettings",
+    "BayesSettings",
+    "SensitivitySettings",
+    "Exclusion",
+    "AnalysisSpec",
+    "FILTER_COLUMNS",
+    "load_specs",
+    "load_specs_or_fail",
+    "check_spec",
+]
+
+#: Columns of the tidy table a filter may use besides the review's moderators.
+FILTER_COLUMNS = ("design", "setting", "denominator", "cohort_kind", "treatment", "timepoint", "study_id")
+
+Identifier = str
+
+#: Values of the filter columns that the schema fixes.
+_FIXED_VALUES = {
+    "design": ("randomized", "single_arm_trial", "expanded_access", "retrospective_cohort", "case_series"),
+    "setting": ("clinical_trial", "real_world"),
+    "denominator": ("all_treated", "overt_disease", "responders", "assessed", "evaluable", "other"),
+    "cohort_kind": ("cohort", "subgroup", "arm"),
+}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class FrequentistSettings(_Spec):
+    """Settings of the frequentist fit (metafor's names)."""
+
+    measure: Literal["PR", "PLN", "PLO", "PAS", "PFT"] = Field(
+        default="PLO", description="Effect-size scale for proportions (ignored for comparisons)."
+    )
+    method: Literal["EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"] = "REML"
+    test: Literal["z", "knha"] = "knha"
+    level: float = Field(default=95.0, gt=50.0, lt=100.0)
+    glmm: bool = Field(default=True, description="Also fit the binomial-normal GLMM (proportions).")
+    permutations: int = Field(default=1000, ge=0, le=100_000,
+                              description="Permutations for the meta-regression permutation test.")
+
+
+class BayesSettings(_Spec):
+    """Priors of the Bayesian hierarchical model (text form, see blinameta.bayes.priors)."""
+
+    enabled: bool = True
+    prior_mu: str = "normal:0:1.5"
+    prior_tau: str = "half_normal:0.5"
+    thresholds: list[float] = Field(default_factory=lambda: [0.3, 0.5],
+                                    description="Report P(rate > x) for these x.")
+
+
+class SensitivitySettings(_Spec):
+    """Which sensitivity analyses to run."""
+
+    alternatives: bool = Field(default=True, description="Re-fit with the alternative readings of contradictory sources.")
+    exclude_derived: bool = Field(default=True, description="Re-fit without counts derived from percentages.")
+    leave_one_out: bool = True
+
+
+class Exclusion(_Spec):
+    """A publication excluded by hand, with the reason."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    reason: str = Field(min_length=1)
+
+
+class AnalysisSpec(_Spec):
+    """One analysis."""
+
+    id: str = Field(pattern=ID_PATTERN, max_length=64, description="Equal to the file name.")
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=5000)
+    kind: Literal["proportion", "hazard_ratio", "risk_ratio"] = "proportion"
+    outcome: str = Field(description="Outcome code (proportion, risk_ratio) of the review.")
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="For hazard_ratio: the comparison endpoints pooled together, e.g. [efs, dfs].",
+    )
+    filter: dict[str, list[str | float | bool]] = Field(
+        default_factory=dict,
+        description="Column -> accepted values; a row must match every listed column.",
+    )
+    treatment: str = Field(
+        default="blinatumomab",
+        description="For proportions: randomized arms count only if they received this.",
+    )
+    control: str = Field(default="chemotherapy", description="For risk ratios: the control arm's treatment.")
+    subgroups: list[str] = Field(default_factory=list, description="Moderators for subgroup analyses.")
+    moderators: list[str] = Field(default_factory=list, description="Moderators for meta-regression.")
+    prefer: list[str] = Field(default_factory=list,
+                              description="Publications preferred, in order, where two overlap.")
+    exclude: list[Exclusion] = Field(default_factory=list)
+    frequentist: FrequentistSettings = Field(default_factory=FrequentistSettings)
+    bayes: BayesSettings = Field(default_factory=BayesSettings)
+    sensitivity: SensitivitySettings = Field(default_factory=SensitivitySettings)
+    order: int = Field(default=100, description="Position in the report's summary table.")
+
+    @field_validator("filter")
+    @classmethod
+    def _non_empty_lists(cls, value: dict) -> dict:
+        for key, accepted in value.items():
+            if not accepted:
+                raise ValueError(f"filter {key!r} lists no values")
+        return value
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    specs: tuple[AnalysisSpec, ...]
+    files: dict[str, Path]
+    problems: tuple[Problem, ...]
+
+
+def check_spec(spec: AnalysisSpec, review: Review, publication_ids: set[str]) -> list[tuple[tuple, str]]:
+    """Problems of a specification against the review: (field path, message) pairs."""
+    problems: list[tuple[tuple, str]] = []
+    outcome_kind = review.outcomes[spec.outcome].kind if spec.outcome in review.outcomes else None
+    if spec.outcome not in review.outcomes:
+        problems.append((("outcome",), f"unknown outcome {spec.outcome!r}; known: {', '.join(review.outcomes)}"))
+    elif spec.kind == "hazard_ratio" and outcome_kind != "time_to_event":
+        problems.append((("outcome",), f"a hazard_ratio analysis needs a time-to-event outcome, not {spec.outcome!r}"))
+    elif spec.kind != "hazard_ratio" and outcome_kind != "proportion":
+        problems.append((("outcome",), f"{spec.outcome!r} is a time-to-event outcome; use kind: hazard_ratio"))
+    for i, endpoint in enumerate(spec.endpoints):
+        if endpoint not in review.outcomes:
+            problems.append((("endpoints", i), f"unknown endpoint {endpoint!r}"))
+        elif review.outcomes[endpoint].kind != "time_to_event":
+            problems.append((("endpoints", i), f"{endpoint!r} is not a time-to-event outcome"))
+    for key, accepted in spec.filter.items():
+        if key in review.moderators:
+            definition = review.moderators[key]
+            if definition.type == "categorical":
+                for j, value in enumerate(accepted):
+                    if value not in (definition.levels or {}):
+                        problems.append((("filter", key, j),
+                                         f"{value!r} is not a level of {key}; levels: {', '.join(definition.levels or {})}"))
+        elif key in _FIXED_VALUES:
+            for j, value in enumerate(accepted):
+                if value not in _FIXED_VALUES[key]:
+                    problems.append((("filter", key, j),
+                                     f"{value!r} is not a value of {key}; values: {', '.join(_FIXED_VALUES[key])}"))
+        elif key not in FILTER_COLUMNS:
+            known = ", ".join(list(review.moderators) + list(FILTER_COLUMNS))
+            problems.append((("filter", key), f"unknown filter column {key!r}; known: {known}"))
+    for name in ("subgroups", "moderators"):
+        for i, moderator in enumerate(getattr(spec, name)):
+            if moderator not in review.moderators and moderator not in ("design", "setting", "prior_hsct_pct"):
+                problems.append(((name, i), f"unknown moderator {moderator!r}; known: {', '.join(review.moderators)}, design, setting, prior_hsct_pct"))
+    for i, pid in enumerate(spec.prefer):
+        if pid not in publication_ids:
+            problems.append((("prefer", i), f"no publication {pid!r} in the evidence"))
+    for i, exclusion in enumerate(spec.exclude):
+        if exclusion.id not in publication_ids:
+            problems.append((("exclude", i, "id"), f"no publication {exclusion.id!r} in the evidence"))
+    return problems
+
+
+def load_specs(directory: str | Path, review: Review, publication_ids: set[str]) -> _Loaded:
+    """Read and check every ``*.yaml`` in ``directory``; collect all problems."""
+    directory = Path(directory)
+    specs: list[AnalysisSpec] = []
+    files: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.yaml")):
+        parsed, yaml_problems = parse_yaml(path)
+        if parsed is None:
+            problems.extend(Problem(path, p.line, "", p.message) for p in yaml_problems)
+            continue
+        if not isinstance(parsed.value, dict):
+            problems.append(Problem(path, 1, "", "the file must hold a mapping of fields"))
+            continue
+        try:
+            spec = AnalysisSpec.model_validate(parsed.value)
+        except ValidationError as exc:
+            for item in exc.errors(include_url=False):
+                loc = tuple(item["loc"])
+                message = {"missing": "required field is missing", "extra_forbidden": "unknown field"}.get(
+                    item["type"], item["msg"].removeprefix("Value error, "))
+                if item["type"] not in ("missing", "extra_forbidden") and isinstance(item.get("input"), (str, int, float)):
+                    message += f" (got {item['input']!r})"
+                problems.append(Problem(path, parsed.line_of(loc), format_path(loc), message))
+            continue
+        if spec.id != path.stem:
+            problems.append(Problem(path, parsed.line_of(("id",)), "id", f"id {spec.id!r} must equal the file name {path.stem!r}"))
+            continue
+        for loc, message in check_spec(spec, review, publication_ids):
+            problems.append(Problem(path, parsed.line_of(loc), format_path(loc), message))
+        specs.append(spec)
+        files[spec.id] = path
+    return _Loaded(tuple(sorted(specs, key=lambda s: (s.order, s.id))), files, tuple(problems))
+
+
+def load_specs_or_fail(directory: str | Path, review: Review, publication_ids: set[str]) -> tuple[tuple[AnalysisSpec, ...], dict[str, Path]]:
+    """Load the specifications; any problem becomes one :class:`UserError` listing them all."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder of analysis specifications")
+    loaded = load_specs(directory, review, publication_ids)
+    if loaded.problems:
+        raise UserError(
+            f"{len(loaded.problems)} problem(s) in the analysis specifications:\n"
+            + "\n".join(p.format() for p in loaded.problems)
+        )
+    if not loaded.specs:
+        raise UserError(f"{directory}: no analysis specifications (*.yaml)")
+    return loaded.specs, loaded.files

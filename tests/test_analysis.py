@@ -1,0 +1,141 @@
+"""Study selection and analysis fitting on the real evidence and on edited copies."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blinameta.analysis import AnalysisSpec, load_specs, run_analysis, select
+from blinameta.analysis.select import study_label
+from blinameta.design import simon_two_stage
+from blinameta.effects import escalc_proportion
+from blinameta.errors import UserError
+from blinameta.evidence.loader import load_evidence
+from blinameta.query import query
+from blinameta.report.build import analysis_fingerprint
+from blinameta.rma import rma
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    return load_evidence(ROOT / "evidence")
+
+
+@pytest.fixture(scope="module")
+def specs(evidence):
+    loaded = load_specs(ROOT / "models", evidence.review, {p.id for p in evidence.publications})
+    assert loaded.problems == ()
+    return {s.id: s for s in loaded.specs}
+
+
+def test_study_labels():
+    assert study_label("von Stackelberg A", 2016) == "von Stackelberg 2016"
+    assert study_label("Locatelli F", 2020) == "Locatelli 2020"
+    assert study_label("De Matteo A.", 2022) == "De Matteo 2022"
+
+
+def test_main_model_equals_a_direct_fit(evidence, specs):
+    result = run_analysis(evidence, specs["cr_overt"])
+    rows = result.selection.rows
+    es = escalc_proportion("PLO", rows.events.to_numpy(int), rows.total.to_numpy(int))
+    direct = rma(es.yi, es.vi, method="REML", test="knha")
+    assert result.main.beta[0] == pytest.approx(direct.beta[0], rel=1e-12)
+    assert result.main.tau2 == pytest.approx(direct.tau2, rel=1e-12)
+
+
+def test_one_row_per_study_and_no_overlapping_pair(evidence, specs):
+    overlaps = {p.id: {o.with_ for o in p.overlaps} for p in evidence.publications}
+    for spec in specs.values():
+        selection = select(evidence, spec)
+        ids = selection.study_ids
+        assert len(ids) == len(set(ids)), spec.id
+        for a in ids:
+            assert not overlaps.get(a, set()) & set(ids), (spec.id, a)
+
+
+def test_overlap_preference_is_honoured(evidence):
+    base = AnalysisSpec(id="t", title="t", outcome="cr", filter={"blast_burden": ["ge5"]})
+    # von Stackelberg 2016 overlaps its follow-ups; the preferred one of an overlapping pair is kept
+    chosen = select(evidence, base.model_copy(update={"prefer": ["vonstackelberg2016"]}))
+    assert "vonstackelberg2016" in chosen.study_ids
+
+
+def test_manual_exclusion_is_listed(evidence):
+    spec = AnalysisSpec(id="t", title="t", outcome="cr", filter={"blast_burden": ["ge5"]},
+                        exclude=[{"id": "xie2023", "reason": "short-course schedule"}])
+    selection = select(evidence, spec)
+    assert "xie2023" not in selection.study_ids
+    assert any(e.study_id == "xie2023" and "short-course" in e.reason for e in selection.excluded)
+
+
+def test_risk_ratio_pairs_arms_at_the_same_time_point(tmp_path, evidence):
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    path = tmp_path / "evidence" / "brown2021.yaml"
+    text = path.read_text()
+    first_outcome = text.index("\noutcomes:\n") + len("\noutcomes:\n")
+    blin_arm = next(c.id for c in evidence.publication("brown2021").cohorts if c.treatment == "blinatumomab")
+    extra = f"""  - code: mrd_neg
+    cohort: {blin_arm}
+    events: 60
+    total: 90
+    denominator: evaluable
+    timepoint: an earlier day
+    provenance: [{{source: queudeville2021, location: x, quote: "They observed a response with morphological CR in 6/9 patients"}}]
+    derived: {{fields: [events, total], method: synthetic test row}}
+"""
+    path.write_text(text[:first_outcome] + extra + text[first_outcome:])
+    edited = load_evidence(tmp_path / "evidence")
+    assert [p for p in edited.problems if p.severity == "error"] == []
+    spec = AnalysisSpec(id="t", title="t", kind="risk_ratio", outcome="mrd_neg")
+    rows = select(edited, spec).rows
+    brown = rows[rows.study_id == "brown2021"].iloc[0]
+    assert (brown.ai, brown.n1i) != (60, 90)
+
+
+def test_query_refuses_to_mix_denominators(evidence):
+    with pytest.raises(UserError, match="different denominators"):
+        query("mrd_neg", evidence=evidence)
+    result = query("mrd_neg", ["denominator=responders"], evidence=evidence)
+    assert result.k >= 2
+
+
+def test_simon_with_p1_close_to_p0_fails_fast():
+    start = time.perf_counter()
+    with pytest.raises(UserError, match="too small"):
+        simon_two_stage(0.5, 0.538, 0.05, 0.2)
+    assert time.perf_counter() - start < 60  # a clear message, not an hour-long search
+
+
+def test_fingerprint_follows_line_numbers(tmp_path, evidence, specs):
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    before = analysis_fingerprint(load_evidence(tmp_path / "evidence"), specs["cr_overt"])
+    path = tmp_path / "evidence" / "xie2023.yaml"
+    path.write_text("# a comment\n# another\n" + path.read_text())
+    after = analysis_fingerprint(load_evidence(tmp_path / "evidence"), specs["cr_overt"])
+    assert before != after
+    untouched = analysis_fingerprint(load_evidence(tmp_path / "evidence"), specs["hr_os"])
+    assert untouched == analysis_fingerprint(evidence, specs["hr_os"])
+
+
+def test_analysis_with_no_study_and_with_one(evidence):
+    none = run_analysis(evidence, AnalysisSpec(id="t", title="t", outcome="cr", filter={"study_id": ["nosuch"]}))
+    assert none.k == 0 and none.main is None
+    one = run_analysis(evidence, AnalysisSpec(id="t", title="t", outcome="cr", filter={"study_id": ["xie2023"], "blast_burden": ["ge5"]}))
+    assert one.k == 1 and one.main is None and any("one study" in n for n in one.notes)
+
+
+@pytest.mark.parametrize("measure", ["PR", "PLN", "PLO", "PAS", "PFT"])
+def test_every_measure_runs_and_back_transforms_into_0_1(evidence, measure):
+    spec = AnalysisSpec(id="t", title="t", outcome="crs_grade3plus", frequentist={"measure": measure, "glmm": False},
+                        bayes={"enabled": False})
+    result = run_analysis(evidence, spec)
+    est = result.to_display([result.main.beta[0]])[0]
+    raw = result.selection.rows
+    assert 0 <= est <= max(0.2, float((raw.events / raw.total).max()))
+    assert np.isfinite(est)
