@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        # one line, like every other user error (click's usage block is left to --help)
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""
+        click.echo(f"error: {where}{exc.format_message()}", err=True)
         return EXIT_USER_ERROR
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
