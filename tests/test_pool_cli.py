@@ -239,3 +239,38 @@ def test_pool_empty_moderator_cell_names_row(tmp_path, capsys):
 def test_pool_missing_file(tmp_path, capsys):
     assert "no such file" in _error(capsys, ["pool", str(tmp_path / "none.csv"), "--yi", "a",
                                              "--vi", "b"])
+
+
+def _bcg_block(mods: str, method: str = "REML", test: str = "knha"):
+    blocks = json.loads((Path(__file__).parent / "fixtures" / "frequentist" / "rma.json").read_text())["blocks"]
+    return next(b for b in blocks if b.get("data") == "bcg" and b.get("mods") == mods
+                and b.get("method") == method and b.get("test") == test and "predict_new" in b)
+
+
+@pytest.mark.parametrize("mods", ["ablat", "alloc"])
+def test_pool_newmods_against_metafor(tmp_path, capsys, mods):
+    """``--newmods`` gives metafor's predict(res, newmods=) (fixture written by tests/r/frequentist_fixtures.R)."""
+    block = _bcg_block(mods)
+    data = tmp_path / "bcg.csv"
+    lines = [f"yi,vi,{mods}"] + [f"{y!r},{v!r},{m}" for y, v, m in zip(block["yi"], block["vi"], block[mods])]
+    data.write_text("\n".join(lines) + "\n")
+    new = tmp_path / "new.csv"
+    new.write_text(f"{mods}\n" + "\n".join(str(v) for v in block["newmods_df"][mods]) + "\n")
+    status = main(["pool", str(data), "--yi", "yi", "--vi", "vi", "--mods", mods, "--method", "REML",
+                   "--test", "knha", "--newmods", str(new), "--json"])
+    assert status == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    theirs = block["predict_new"]
+    for key in ("pred", "se", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+        np.testing.assert_allclose([p[key] for p in predictions], theirs[key], rtol=1e-6, err_msg=key)
+
+
+def test_pool_newmods_unknown_level_names_row_and_column(tmp_path, capsys):
+    block = _bcg_block("alloc")
+    data = tmp_path / "bcg.csv"
+    data.write_text("yi,vi,alloc\n" + "\n".join(f"{y!r},{v!r},{m}" for y, v, m in zip(block["yi"], block["vi"], block["alloc"])) + "\n")
+    new = tmp_path / "new.csv"
+    new.write_text("alloc\nrandom\nquasi\n")
+    assert main(["pool", str(data), "--yi", "yi", "--vi", "vi", "--mods", "alloc", "--newmods", str(new)]) == 2
+    err = capsys.readouterr().err
+    assert "row 3, column 'alloc'" in err and "'quasi' is not a level" in err

@@ -78,6 +78,24 @@ def _read_mods(table: CsvTable, spec: str | None) -> pd.DataFrame | None:
     return pd.DataFrame(frame)
 
 
+def _read_newmods(path: str, mod_frame: pd.DataFrame) -> pd.DataFrame:
+    """New moderator values, laid out like the model's moderators (factors keep their levels)."""
+    table = read_csv(path)
+    frame = {}
+    for col in mod_frame.columns:
+        if isinstance(mod_frame[col].dtype, pd.CategoricalDtype):
+            levels = list(mod_frame[col].cat.categories)
+            texts = table.text(col)
+            for i, value in enumerate(texts):
+                if value not in levels:
+                    raise UserError(f"{table.path}: row {table.row_of(i)}, column {col!r}: {value!r} is not a level "
+                                    f"of the moderator; levels: {', '.join(map(str, levels))}")
+            frame[col] = pd.Categorical(texts, categories=levels)
+        else:
+            frame[col] = table.numeric(col)
+    return pd.DataFrame(frame)
+
+
 def _check_events(table: CsvTable, events_col: str, total_col: str):
     events = table.numeric(events_col, integer=True, nonnegative=True)
     total = table.numeric(total_col, integer=True, positive=True)
@@ -221,6 +239,9 @@ def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) 
                    "metafor's rma.glmm(test='t'): t and F tests on k - p df, without the "
                    "Knapp-Hartung rescaling of the variances.")
 @click.option("--mods", help="Comma-separated moderator columns (non-numeric ones are factors).")
+@click.option("--newmods", "newmods_file", type=click.Path(), default=None,
+              help="CSV of new moderator values (the --mods columns): predictions at each row, as metafor's "
+                   "predict(newmods=).")
 @click.option("--permutations", type=click.IntRange(min=2), default=None,
               help="Permutation test with N permutations (exact when fewer are possible).")
 @click.option("--seed", type=int, default=None, help="Seed for random permutations.")
@@ -240,6 +261,7 @@ def pool(
     method: str,
     test: str,
     mods: str | None,
+    newmods_file: str | None,
     permutations: int | None,
     seed: int | None,
     level: float,
@@ -413,6 +435,36 @@ def pool(
                    ci_ub_hr=math.exp(out["ci_ub"]))
         extra.insert(0, f"Pooled hazard ratio: {_fmt(out['pred_hr'])} "
                      f"[{level:g}% CI {_fmt(out['ci_lb_hr'])}, {_fmt(out['ci_ub_hr'])}]")
+
+    if newmods_file is not None:
+        if not has_mods:
+            raise UserError("--newmods needs --mods")
+        frame = _read_newmods(newmods_file, mod_frame)
+        try:
+            pr = res.predict(frame) if method == "GLMM" else predict(res, frame)
+        except ValueError as exc:
+            raise UserError(f"{newmods_file}: {exc}") from None
+        rows = []
+        for i in range(len(frame)):
+            row = {col: (frame[col].iloc[i] if not isinstance(frame[col].dtype, pd.CategoricalDtype)
+                         else str(frame[col].iloc[i])) for col in frame.columns}
+            vals = {key: float(np.atleast_1d(getattr(pr, key))[i]) for key in ("pred", "se", "ci_lb", "ci_ub", "pi_lb", "pi_ub")}
+            row.update(vals)
+            if mode == "events":
+                for key in ("pred", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+                    row[f"{key}_prop"] = float(transf_proportion(measure, np.array([vals[key]]), ni)[0])
+            elif mode == "hr":
+                for key in ("pred", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+                    row[f"{key}_hr"] = math.exp(vals[key])
+            rows.append(row)
+        out["predictions"] = rows
+        lines = [f"Predictions at {newmods_file} ({level:g}% CI and PI):"]
+        for row in rows:
+            at = ", ".join(f"{c}={row[c]}" for c in frame.columns)
+            scale = "_prop" if mode == "events" else ("_hr" if mode == "hr" else "")
+            lines.append(f"  {at}: {_fmt(row['pred' + scale])} [{_fmt(row['ci_lb' + scale])}, {_fmt(row['ci_ub' + scale])}]; "
+                         f"PI [{_fmt(row['pi_lb' + scale])}, {_fmt(row['pi_ub' + scale])}]")
+        extra.append("\n".join(lines))
 
     if as_json:
         click.echo(json.dumps(_clean(out), allow_nan=False))
