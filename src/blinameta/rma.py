@@ -251,6 +251,28 @@ def _tau2_closed(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray) ->
     raise ValueError(method)
 
 
+def _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter):
+    """One Fisher-scoring update of the active fits, in place, with metafor's step halving.
+
+    The step is scaled by ``stepadj`` and halved until ``tau2`` stays at or above ``tmin``;
+    fits whose change is at most ``thr`` converge, those over ``maxiter`` iterations fail.
+    Returns the indices still active.
+    """
+    adj = adj * stepadj
+    adj[np.isnan(adj)] = 0.0
+    low = t + adj < tmin
+    while np.any(low):
+        adj[low] /= 2.0
+        low = t + adj < tmin
+    new = t + adj
+    tau2[active] = new
+    iters[active] += 1
+    change = np.abs(new - t)
+    failed = iters[active] > maxiter
+    conv[active[failed]] = False
+    return active[(change > thr) & ~failed]
+
+
 def _tau2_scoring(
     method: str,
     Ymc: np.ndarray,
@@ -288,19 +310,7 @@ def _tau2_scoring(
                 )
             else:  # EB
                 adj = (np.einsum("bi,bi->b", y, Py) * k / (k - p) - k) / w.sum(axis=1)
-        adj = adj * stepadj
-        adj[np.isnan(adj)] = 0.0
-        low = t + adj < tmin
-        while np.any(low):
-            adj[low] /= 2.0
-            low = t + adj < tmin
-        new = t + adj
-        tau2[active] = new
-        iters[active] += 1
-        change = np.abs(new - t)
-        failed = iters[active] > maxiter
-        conv[active[failed]] = False
-        active = active[(change > thr) & ~failed]
+        active = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
     return tau2, iters, conv
 
 
@@ -1356,19 +1366,7 @@ def _io_tau2_scoring_batch(
                 adj = ((w2 * r * r).sum(1) - s1) / s2
             else:  # EB
                 adj = ((w * r * r).sum(1) * k / (k - 1) - k) / s1
-        adj = adj * stepadj
-        adj[np.isnan(adj)] = 0.0
-        low = t + adj < tmin
-        while np.any(low):
-            adj[low] /= 2.0
-            low = t + adj < tmin
-        new = t + adj
-        tau2[active] = new
-        iters[active] += 1
-        change = np.abs(new - t)
-        failed = iters[active] > maxiter
-        conv[active[failed]] = False
-        active = active[(change > thr) & ~failed]
+        active = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
     return tau2, iters, conv
 
 
