@@ -135,3 +135,8 @@ def test_no_exact_match_predicts_from_meta_regression(tmp_path):
     assert result.frequentist["estimate"] == pytest.approx(expected, rel=1e-9)
     assert result.k == 4 and 0 < result.assurance["probability"] < 1
     del order
+    # the Bayesian meta-regression (NUTS, passed its diagnostics gate) predicts at the same point
+    b = result.bayes
+    assert b["method"] == "nuts" and b["diagnostics"]["divergences"] == 0 and b["diagnostics"]["rhat_max"] <= 1.01
+    assert b["p_median"]["lb"] < expected < b["p_median"]["ub"]
+    assert b["p_new"]["lb"] <= b["p_median"]["lb"] and b["p_new"]["ub"] >= b["p_median"]["ub"]

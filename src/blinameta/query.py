@@ -224,11 +224,45 @@ def _regression(evidence: Evidence, spec: AnalysisSpec, where: dict[str, list[st
                    "pi_ub": float(pub), "i2": float(fit.i2), "tau2": float(fit.tau2)}
     regression = {"covariates": list(frame.columns), "coef": fit.beta.tolist(), "se": fit.se.tolist(),
                   "qm": float(fit.qm), "qm_p": float(fit.qm_p), "at": {c: 1.0 for c in frame.columns}}
-    # Bayesian: normal approximation of the predictive on the logit scale (no exact path with moderators)
-    sd_new = math.sqrt(float(pr.se[0]) ** 2 + float(fit.tau2))
-    z, gw = np.polynomial.hermite_e.hermegauss(60)
-    nodes = 1 / (1 + np.exp(-(float(pr.pred[0]) + sd_new * z)))
-    return selection, rows_used, frequentist, regression, (nodes, gw / gw.sum())
+    return selection, rows_used, frequentist, regression, frame
+
+
+def _bayes_regression(spec: AnalysisSpec, rows: pd.DataFrame, frame: pd.DataFrame, seed: int):
+    """Posterior of the rate at covariates = 1 from the binomial-normal meta-regression (NUTS).
+
+    ``p_median`` = invlogit(mu + sum(beta)), ``p_new`` = invlogit(mu + sum(beta) + tau z); the
+    predictive is returned as a mixture (posterior draws x Gauss-Hermite nodes) for assurance.
+    """
+    from blinameta.bayes._numerics import mixture_quantile, population_mean
+    from blinameta.bayes.fit import fit
+    from blinameta.bayes.models import binomial_normal
+
+    model = binomial_normal(rows["events"].to_numpy(int), rows["total"].to_numpy(int), study=list(rows["label"]),
+                            mods={c: frame[c].to_numpy(float) for c in frame.columns},
+                            prior_mu=spec.bayes.prior_mu, prior_tau=spec.bayes.prior_tau)
+    result = fit(model, seed=seed)
+    post = result.idata["posterior"].dataset
+    mu = post["mu"].values.ravel()
+    tau = post["tau"].values.ravel()
+    beta = post["beta"].values.reshape(mu.size, -1)
+    eta = mu + beta.sum(axis=1)  # every covariate at 1: the requested level / a share of 100%
+    expit = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    p_median = expit(eta)
+    p_mean = population_mean(eta, tau)
+    q = np.array([0.025, 0.975])
+    lb, ub = expit(mixture_quantile(q, eta, tau, None))
+    bayes = {
+        "p_median": {"mean": float(p_median.mean()), "lb": float(np.quantile(p_median, 0.025)), "ub": float(np.quantile(p_median, 0.975))},
+        "p_mean": {"mean": float(p_mean.mean()), "lb": float(np.quantile(p_mean, 0.025)), "ub": float(np.quantile(p_mean, 0.975))},
+        "p_new": {"mean": float(p_mean.mean()), "lb": float(lb), "ub": float(ub)},
+        "method": "nuts",
+        "diagnostics": result.diagnostics.to_dict() if result.diagnostics is not None else None,
+        "priors": {"mu": spec.bayes.prior_mu, "tau": spec.bayes.prior_tau, "coef": str(model.prior_coef)},
+    }
+    z, gw = np.polynomial.hermite_e.hermegauss(30)
+    nodes = expit(eta[:, None] + tau[:, None] * z[None, :])
+    weights = np.full(mu.size, 1.0 / mu.size)[:, None] * (gw / gw.sum())[None, :]
+    return bayes, (nodes, weights)
 
 
 def _relapse_share(evidence: Evidence, rows: pd.DataFrame, level: str) -> np.ndarray:
@@ -261,6 +295,7 @@ def query(
     assurance_target: float | None = None,
     rate: float | None = None,
     simon: tuple[float, float, float] | None = None,
+    seed: int = 20240611,
 ) -> QueryResult:
     """Answer a protocol designer's question from the evidence base.
 
@@ -281,6 +316,9 @@ def query(
         Smallest ``n`` whose assurance of observing a rate of at least ``rate`` is >= the target.
     simon
         ``(p0, alpha, beta)``: Simon two-stage designs with ``p1`` = the pooled estimate.
+    seed
+        Seed of the NUTS sampler, used only for a meta-regression prediction (the pooled case
+        is computed exactly, without sampling).
     """
     from blinameta.design import assurance, simon_two_stage, smallest_n_for_assurance
 
@@ -317,14 +355,10 @@ def query(
                 f"no study reports {outcome} for {', '.join(f'{k}={'/'.join(v)}' for k, v in where.items())}, "
                 "and no meta-regression can predict it (the level is not observed and no reported counts "
                 "give its share); widen the filter")
-        relaxed_sel, rows_used, frequentist, regression, predictive = fitted
+        relaxed_sel, rows_used, frequentist, regression, frame = fitted
         studies = tuple(rows_used["study_id"])
         excluded = tuple(e.to_dict() for e in relaxed_sel.excluded if e.kind != "no_data")
-        nodes, weights = predictive
-        p = np.asarray(nodes)
-        bayes = None
-        warnings.append("Bayesian posterior not computed for a meta-regression prediction; "
-                        "assurance uses the frequentist predictive distribution (normal on the logit scale)")
+        bayes, (nodes, weights) = _bayes_regression(spec, rows_used, frame, seed)
         kind = "meta-regression"
         k = len(studies)
     else:
