@@ -127,14 +127,12 @@ def test_no_exact_match_predicts_from_meta_regression(tmp_path):
     assert any("meta-regression" in w for w in result.warnings)
     # the same prediction computed directly: logit CR on the share in first relapse, predicted at 1
     n = np.array([40, 30, 50, 25]); x = np.array([24, 12, 35, 11]); share = np.array([10 / 40, 20 / 30, 10 / 50, 5 / 25])
-    order = np.argsort(["alpha2020", "beta2021", "gamma2022", "delta2023"])  # selection sorts by year then id
     es = escalc_proportion("PLO", x, n)
     fit = rma(es.yi, es.vi, mods=share[:, None], method="REML", test="knha")
     pr = predict(fit, np.array([[1.0]]))
     expected = 1 / (1 + np.exp(-pr.pred[0]))
     assert result.frequentist["estimate"] == pytest.approx(expected, rel=1e-9)
     assert result.k == 4 and 0 < result.assurance["probability"] < 1
-    del order
     # the Bayesian meta-regression (NUTS, passed its diagnostics gate) predicts at the same point
     b = result.bayes
     assert b["method"] == "nuts" and b["diagnostics"]["divergences"] == 0 and b["diagnostics"]["rhat_max"] <= 1.01

@@ -74,12 +74,9 @@ def test_failed_run_leaves_the_previous_report_intact(project, tmp_path, monkeyp
     shutil.copytree(project, root)
     before = folder_digest(root / "reports")
     (root / "evidence" / "newcohort2025.yaml").write_text((ROOT / "tests" / "report_cases" / "newcohort2025.yaml").read_text())
-    import blinameta.report.render as render
-
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(render, "draw_figures", boom, raising=False)
     monkeypatch.setattr("blinameta.report.figures.draw_figures", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         build_report(root / "evidence", root / "models", root / "reports")

@@ -8,14 +8,13 @@ an analysis with one study still shows that study.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from blinameta.analysis.select import Excluded, Selection, select
+from blinameta.analysis.select import Selection, select
 from blinameta.analysis.spec import AnalysisSpec
 from blinameta.errors import UserError
 from blinameta.evidence.loader import Evidence
@@ -351,16 +350,3 @@ def _metaregression(spec: AnalysisSpec, rows: pd.DataFrame, yi, vi, moderator: s
         newmods = pd.DataFrame({moderator: pd.Categorical(list(grid), categories=sorted(set(x)))})
     prediction = _try(notes, f"predictions for {moderator}", predict, fit, newmods)
     return MetaRegression(moderator, not numeric, fit, perm, tuple(x.tolist()), tuple(int(i) for i in idx), grid, prediction)
-
-
-def excluded_table(result: AnalysisResult) -> list[Excluded]:
-    """The publications left out, with reasons (convenience for printers)."""
-    return list(result.selection.excluded)
-
-
-def finite(value: Any) -> float | None:
-    """A float, or None for NaN/None (for JSON)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

@@ -35,8 +35,6 @@ __all__ = [
 #: Columns of the tidy table a filter may use besides the review's moderators.
 FILTER_COLUMNS = ("design", "setting", "denominator", "cohort_kind", "treatment", "timepoint", "study_id")
 
-Identifier = str
-
 #: Values of the filter columns that the schema fixes.
 _FIXED_VALUES = {
     "design": ("randomized", "single_arm_trial", "expanded_access", "retrospective_cohort", "case_series"),
