@@ -1,7 +1,7 @@
 """Speed of the binomial-normal GLMM and of influence diagnostics at k = 15, beside metafor.
 
 Run: ``.venv/bin/python benchmarks/bench_glmm.py``. Prints fits per second of
-:func:`blinameta.glmm.rma_glmm` (nAGQ = 7) and the time of :func:`blinameta.diagnostics.influence`
+:func:`blinameta.frequentist.glmm.rma_glmm` (nAGQ = 7) and the time of :func:`blinameta.frequentist.diagnostics.influence`
 on a REML model; when ``Rscript`` with metafor is on the PATH, the same two figures for
 ``rma.glmm(measure="PLO")`` (glmer defaults) and ``influence(rma(...))``.
 """
@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from blinameta.diagnostics import influence
-from blinameta.glmm import rma_glmm
-from blinameta.rma import rma
+from blinameta.frequentist.diagnostics import influence
+from blinameta.frequentist.glmm import rma_glmm
+from blinameta.frequentist.rma import rma
 
 K = 15
 

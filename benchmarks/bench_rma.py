@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from blinameta.permutest import permutest
-from blinameta.rma import rma, rma_batch
+from blinameta.frequentist.permutest import permutest
+from blinameta.frequentist.rma import rma, rma_batch
 
 TPOS = [4, 6, 3, 62, 33, 180, 8, 505, 29, 17, 186, 5, 27]
 TNEG = [119, 300, 228, 13536, 5036, 1361, 2537, 87886, 7470, 1699, 50448, 2493, 16886]

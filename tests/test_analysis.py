@@ -12,12 +12,12 @@ import pytest
 from blinameta.analysis import AnalysisSpec, load_specs, run_analysis, select
 from blinameta.analysis.select import study_label
 from blinameta.design import simon_two_stage
-from blinameta.effects import escalc_proportion
+from blinameta.frequentist.escalc import escalc_proportion
 from blinameta.errors import UserError
 from blinameta.evidence.loader import load_evidence
-from blinameta.query import query
+from blinameta.analysis.query import query
 from blinameta.report.build import analysis_fingerprint
-from blinameta.rma import rma
+from blinameta.frequentist.rma import rma
 
 ROOT = Path(__file__).parent.parent
 

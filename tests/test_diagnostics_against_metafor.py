@@ -1,4 +1,4 @@
-"""blinameta.diagnostics against metafor (fixtures from tests/r/glmm_diagnostics_fixtures.R).
+"""blinameta.frequentist.diagnostics against metafor (fixtures from tests/r/glmm_diagnostics_fixtures.R).
 
 Each fixture file quotes the R call of every block; the data sets are metafor's dat.bcg (log
 risk ratios, Colditz et al. 1994), the pediatric proportions on the logit scale and an
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blinameta import diagnostics as dg
-from blinameta.rma import rma
+from blinameta.frequentist import diagnostics as dg
+from blinameta.frequentist.rma import rma
 
 FIXTURES = Path(__file__).parent / "fixtures" / "diagnostics"
 #: One tolerance per kind of quantity (relative, with an absolute floor for values near 0).

@@ -1,4 +1,4 @@
-"""Identities of blinameta.diagnostics (independent of the metafor fixtures)."""
+"""Identities of blinameta.frequentist.diagnostics (independent of the metafor fixtures)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from blinameta import diagnostics as dg
+from blinameta.frequentist import diagnostics as dg
 from blinameta.errors import UserError
-from blinameta.rma import rma
+from blinameta.frequentist.rma import rma
 
 YI = np.array([-0.89, -1.59, -1.35, -1.44, -0.22, -0.79, -1.62, 0.01, -0.47, -1.37, -0.34, 0.45, -0.02])
 VI = np.array([0.326, 0.195, 0.415, 0.020, 0.051, 0.007, 0.223, 0.004, 0.056, 0.073, 0.012, 0.532, 0.071])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blinameta.effects import (
+from blinameta.frequentist.escalc import (
     ci_clopper_pearson,
     ci_wilson,
     escalc_2x2,

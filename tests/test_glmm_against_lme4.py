@@ -1,4 +1,4 @@
-"""blinameta.glmm.rma_glmm against metafor::rma.glmm / lme4::glmer (nAGQ = 7).
+"""blinameta.frequentist.glmm.rma_glmm against metafor::rma.glmm / lme4::glmer (nAGQ = 7).
 
 Fixtures: tests/fixtures/glmm/*.json, written by tests/r/glmm_diagnostics_fixtures.R (each file
 quotes its R call; glmer run with nloptwrap at tight tolerances so that lme4 sits at its optimum).
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from blinameta.errors import UserError
-from blinameta.glmm import rma_glmm
+from blinameta.frequentist.glmm import rma_glmm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "glmm"
 #: Named tolerances (relative). lme4's nAGQ = 7 deviance is the same AGHQ as ours; its standard

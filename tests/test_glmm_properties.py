@@ -1,4 +1,4 @@
-"""Identities and failure modes of blinameta.glmm.rma_glmm (no R needed)."""
+"""Identities and failure modes of blinameta.frequentist.glmm.rma_glmm (no R needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import statsmodels.api as sm
 
 from blinameta.errors import UserError
-from blinameta.glmm import _Aghq, rma_glmm
+from blinameta.frequentist.glmm import _Aghq, rma_glmm
 
 XI = np.array([12, 30, 27, 19, 41, 9, 25])
 NI = np.array([20, 70, 39, 33, 110, 14, 38])

@@ -116,8 +116,8 @@ def test_pool_hazard_ratios_against_metafor(tmp_path, capsys):
     np.testing.assert_allclose(out["tau2"], block["fit"]["tau2"], rtol=RTOL, atol=1e-10)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("blinameta.glmm") is None,
-                    reason="blinameta.glmm (colleague's module) not present yet")
+@pytest.mark.skipif(importlib.util.find_spec("blinameta.frequentist.glmm") is None,
+                    reason="blinameta.frequentist.glmm (colleague's module) not present yet")
 def test_pool_glmm_branch(tmp_path, capsys):
     out = _run_json(capsys, ["pool", _peds_csv(tmp_path), "--events", "events", "--total",
                              "total", "--method", "GLMM"])

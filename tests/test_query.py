@@ -11,13 +11,13 @@ import pytest
 
 from blinameta.analysis import load_specs, run_analysis
 from blinameta.cli import main
-from blinameta.effects import escalc_proportion
+from blinameta.frequentist.escalc import escalc_proportion
 from blinameta.errors import UserError
 from blinameta.evidence.loader import load_evidence
-from blinameta.predict import predict
-from blinameta.query import query
+from blinameta.frequentist.predict import predict
+from blinameta.analysis.query import query
 from blinameta.report.summary import summarise
-from blinameta.rma import rma
+from blinameta.frequentist.rma import rma
 
 ROOT = Path(__file__).parent.parent
 

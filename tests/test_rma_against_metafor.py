@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blinameta.confint import confint_tau2
-from blinameta.effects import transf_proportion
-from blinameta.predict import predict
-from blinameta.rma import rma
+from blinameta.frequentist.confint import confint_tau2
+from blinameta.frequentist.escalc import transf_proportion
+from blinameta.frequentist.predict import predict
+from blinameta.frequentist.rma import rma
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frequentist"
 BLOCKS = json.loads((FIXTURES / "rma.json").read_text())["blocks"]

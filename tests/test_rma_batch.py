@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blinameta.predict import predict
-from blinameta.rma import METHODS, rma, rma_batch
+from blinameta.frequentist.predict import predict
+from blinameta.frequentist.rma import METHODS, rma, rma_batch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frequentist"
 BLOCKS = json.loads((FIXTURES / "rma.json").read_text())["blocks"]

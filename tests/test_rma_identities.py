@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blinameta.effects import escalc_proportion
-from blinameta.predict import predict
-from blinameta.rma import METHODS, rma
+from blinameta.frequentist.escalc import escalc_proportion
+from blinameta.frequentist.predict import predict
+from blinameta.frequentist.rma import METHODS, rma
 
 EVENTS = np.array([12, 30, 27, 19, 41, 8, 22, 15])
 TOTAL = np.array([20, 70, 39, 33, 110, 15, 45, 40])

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blinameta.permutest import n_distinct_permutations, permutest
-from blinameta.rma import rma
-from blinameta.subgroup import subgroup
+from blinameta.frequentist.permutest import n_distinct_permutations, permutest
+from blinameta.frequentist.rma import rma
+from blinameta.frequentist.subgroup import subgroup
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frequentist"
 PERM = json.loads((FIXTURES / "permutest.json").read_text())["blocks"]

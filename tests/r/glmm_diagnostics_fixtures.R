@@ -1,4 +1,4 @@
-# Golden values for blinameta.glmm and blinameta.diagnostics, computed with metafor and lme4.
+# Golden values for blinameta.frequentist.glmm and blinameta.frequentist.diagnostics, computed with metafor and lme4.
 #
 # Run by hand from the repository root:
 #     Rscript tests/r/glmm_diagnostics_fixtures.R

@@ -38,7 +38,7 @@ class SubgroupAnalysis:
     """A subgroup analysis by one moderator."""
 
     moderator: str
-    result: Any  # blinameta.subgroup.SubgroupResult
+    result: Any  # blinameta.frequentist.subgroup.SubgroupResult
     labels: tuple[str, ...]  # group of each included study (in row order)
 
 
@@ -111,7 +111,7 @@ class AnalysisResult:
 
 def effect_sizes(spec: AnalysisSpec, rows: pd.DataFrame):
     """``EffectSizes`` for the selected rows (proportions, log risk ratios or log hazard ratios)."""
-    from blinameta.effects import escalc_2x2, escalc_proportion, log_hr_from_ci
+    from blinameta.frequentist.escalc import escalc_2x2, escalc_proportion, log_hr_from_ci
 
     if spec.kind == "proportion":
         return escalc_proportion(spec.frequentist.measure, rows["events"].to_numpy(int), rows["total"].to_numpy(int))
@@ -121,7 +121,7 @@ def effect_sizes(spec: AnalysisSpec, rows: pd.DataFrame):
     levels = rows["level"].to_numpy(float)
     out = [log_hr_from_ci([h], [lb], [ub], level=float(lv)) for h, lb, ub, lv in
            zip(rows["hr"], rows["ci_lb"], rows["ci_ub"], levels)]
-    from blinameta.effects import EffectSizes
+    from blinameta.frequentist.escalc import EffectSizes
 
     return EffectSizes(
         yi=np.concatenate([e.yi for e in out]), vi=np.concatenate([e.vi for e in out]),
@@ -131,7 +131,7 @@ def effect_sizes(spec: AnalysisSpec, rows: pd.DataFrame):
 
 def back_transform(result: AnalysisResult | AnalysisSpec, values: Any, ni: Any = None) -> np.ndarray:
     """Effect scale -> proportion (PFT by the harmonic mean of the totals) or ratio (exp)."""
-    from blinameta.effects import transf_proportion
+    from blinameta.frequentist.escalc import transf_proportion
 
     spec = result.spec if isinstance(result, AnalysisResult) else result
     values = np.asarray(values, dtype=float)
@@ -141,7 +141,7 @@ def back_transform(result: AnalysisResult | AnalysisSpec, values: Any, ni: Any =
         ni = result.selection.rows["total"].to_numpy(float)
     measure = spec.frequentist.measure
     if measure == "PFT":
-        from blinameta.effects import transf_ipft_hm
+        from blinameta.frequentist.escalc import transf_ipft_hm
 
         return transf_ipft_hm(values, ni)
     return transf_proportion(measure, values, ni)
@@ -156,7 +156,7 @@ def _try(notes: list[str], what: str, func, *args, **kwargs):
 
 
 def _refit_summary(spec: AnalysisSpec, selection: Selection, label: str) -> Sensitivity | None:
-    from blinameta.rma import rma
+    from blinameta.frequentist.rma import rma
 
     if selection.k < 2:
         return None
@@ -171,11 +171,11 @@ def _refit_summary(spec: AnalysisSpec, selection: Selection, label: str) -> Sens
 
 def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
     """Select, fit and diagnose one analysis."""
-    from blinameta.confint import confint_tau2
-    from blinameta.diagnostics import influence, leave1out, ranktest, regtest, trimfill
-    from blinameta.effects import ci_clopper_pearson
-    from blinameta.predict import predict
-    from blinameta.rma import rma
+    from blinameta.frequentist.confint import confint_tau2
+    from blinameta.frequentist.diagnostics import influence, leave1out, ranktest, regtest, trimfill
+    from blinameta.frequentist.escalc import ci_clopper_pearson
+    from blinameta.frequentist.predict import predict
+    from blinameta.frequentist.rma import rma
 
     notes: list[str] = []
     selection = select(evidence, spec)
@@ -210,7 +210,7 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
         if s.method != "EE":
             parts["tau2_ci"] = _try(notes, "tau² confidence interval", confint_tau2, main)
     if spec.kind == "proportion" and s.glmm and k >= 2:
-        from blinameta.glmm import rma_glmm
+        from blinameta.frequentist.glmm import rma_glmm
 
         parts["glmm"] = _try(notes, "binomial-normal GLMM", rma_glmm, rows["events"].to_numpy(int),
                              rows["total"].to_numpy(int), level=s.level)
@@ -227,7 +227,7 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
         if len(levels) < 2:
             notes.append(f"subgroups by {moderator}: all included studies are {levels[0] if levels else 'unknown'}")
             continue
-        from blinameta.subgroup import subgroup
+        from blinameta.frequentist.subgroup import subgroup
 
         result = _try(notes, f"subgroups by {moderator}", subgroup, yi[use], vi[use],
                       values[use].astype(str).to_numpy(), tau2="separate", method=s.method, test=s.test, level=s.level)
@@ -308,9 +308,9 @@ def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.nd
 
 
 def _metaregression(spec: AnalysisSpec, rows: pd.DataFrame, yi, vi, moderator: str, notes: list[str]):
-    from blinameta.permutest import permutest
-    from blinameta.predict import predict
-    from blinameta.rma import rma
+    from blinameta.frequentist.permutest import permutest
+    from blinameta.frequentist.predict import predict
+    from blinameta.frequentist.rma import rma
 
     s = spec.frequentist
     values = rows[moderator]

@@ -268,11 +268,11 @@ def pool(
     as_json: bool,
 ) -> None:
     """Pool studies in FILE.csv (a random-effects meta-analysis by default)."""
-    from blinameta.confint import confint_tau2
-    from blinameta.effects import escalc_proportion, log_hr_from_ci, transf_proportion
-    from blinameta.permutest import permutest
-    from blinameta.predict import predict
-    from blinameta.rma import rma
+    from blinameta.frequentist.confint import confint_tau2
+    from blinameta.frequentist.escalc import escalc_proportion, log_hr_from_ci, transf_proportion
+    from blinameta.frequentist.permutest import permutest
+    from blinameta.frequentist.predict import predict
+    from blinameta.frequentist.rma import rma
 
     measure = _choice("--measure", measure, _MEASURES)
     method = _choice("--method", method, _METHODS)
@@ -335,7 +335,7 @@ def pool(
 
     p = 1
     if mod_frame is not None:
-        from blinameta.rma import model_matrix
+        from blinameta.frequentist.rma import model_matrix
 
         p = model_matrix(mod_frame, k).X.shape[1]
     need_k = 2 if method != "EE" else 1
@@ -354,7 +354,7 @@ def pool(
 
     extra: list[str] = []
     if method == "GLMM":
-        from blinameta.glmm import rma_glmm
+        from blinameta.frequentist.glmm import rma_glmm
 
         try:
             # metafor has no Knapp-Hartung adjustment for GLMMs: knha -> rma.glmm(test="t")

@@ -46,7 +46,7 @@ def _pct(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def query(outcome, where, method, n, responses, assurance_target, rate, simon, evidence_dir, models_dir, as_json) -> None:
     """Pooled and predicted rates for an outcome in a population, with design helpers."""
-    from blinameta.query import query as run_query
+    from blinameta.analysis.query import query as run_query
 
     result = run_query(outcome, list(where), evidence=evidence_dir, models=models_dir, method=method, n=n,
                        responses=responses, assurance_target=assurance_target, rate=rate, simon=_simon(simon))

@@ -1,7 +1,7 @@
 """Baujat plot (Baujat et al. 2002; metafor ``baujat``): each study's contribution to the
 heterogeneity statistic against its influence on the pooled result.
 
-The coordinates come from :func:`blinameta.diagnostics.baujat`; a study whose leave-one-out fit
+The coordinates come from :func:`blinameta.frequentist.diagnostics.baujat`; a study whose leave-one-out fit
 failed has ``y = NaN`` and is listed under the plot instead of drawn.
 """
 

@@ -120,14 +120,14 @@ def _matching_spec(models_dir: Path | None, evidence: Evidence, outcome: str, wh
 
 
 def _pool(spec: AnalysisSpec, selection: Selection, method: str) -> dict[str, float | None]:
-    from blinameta.effects import escalc_proportion, transf_proportion
-    from blinameta.predict import predict
-    from blinameta.rma import rma
+    from blinameta.frequentist.escalc import escalc_proportion, transf_proportion
+    from blinameta.frequentist.predict import predict
+    from blinameta.frequentist.rma import rma
 
     rows = selection.rows
     events, total = rows["events"].to_numpy(int), rows["total"].to_numpy(int)
     if method == "GLMM":
-        from blinameta.glmm import rma_glmm
+        from blinameta.frequentist.glmm import rma_glmm
 
         g = rma_glmm(events, total)
         p = g.predict()
@@ -168,9 +168,9 @@ def _bayes_exact(spec: AnalysisSpec, selection: Selection):
 
 def _regression(evidence: Evidence, spec: AnalysisSpec, where: dict[str, list[str]], warnings: list[str]):
     """Predict the rate at the requested moderator values from a meta-regression."""
-    from blinameta.effects import escalc_proportion, transf_proportion
-    from blinameta.predict import predict
-    from blinameta.rma import rma
+    from blinameta.frequentist.escalc import escalc_proportion, transf_proportion
+    from blinameta.frequentist.predict import predict
+    from blinameta.frequentist.rma import rma
 
     moderators = [k for k in where if k in evidence.review.moderators or k in ("design", "setting")]
     if not moderators or any(len(where[k]) != 1 for k in moderators):
@@ -368,7 +368,7 @@ def query(
         if k == 1:
             warnings.append("only one study matches: no pooling, the estimate is that study's")
             r = selection.rows.iloc[0]
-            from blinameta.effects import ci_clopper_pearson
+            from blinameta.frequentist.escalc import ci_clopper_pearson
 
             lb, ub = ci_clopper_pearson([int(r.events)], [int(r.total)])
             frequentist = {"estimate": float(r.events / r.total), "ci_lb": float(lb[0]), "ci_ub": float(ub[0]),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from blinameta.rma import RmaResult, _norm_isf, _t_isf
+from blinameta.frequentist.rma import RmaResult, _norm_isf, _t_isf
 
 __all__ = ["Prediction", "predict"]
 
@@ -62,7 +62,7 @@ def predict(
     level : float, optional
         Percent; default the fit's level.
     transf : callable, optional
-        Applied to pred and all bounds (e.g. :func:`blinameta.effects.transf_proportion`
+        Applied to pred and all bounds (e.g. :func:`blinameta.frequentist.escalc.transf_proportion`
         wrapped in a lambda); ``se`` is then NaN, as in metafor.
     intercept : bool
         Include the intercept in the new rows (metafor's ``intercept`` argument).

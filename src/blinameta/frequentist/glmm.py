@@ -35,7 +35,7 @@ from scipy import optimize, stats
 from scipy.special import expit, gammaln, logsumexp
 
 from blinameta.errors import UserError
-from blinameta.rma import ModelMatrix, model_matrix
+from blinameta.frequentist.rma import ModelMatrix, model_matrix
 
 __all__ = ["GlmmResult", "GlmmPrediction", "rma_glmm"]
 

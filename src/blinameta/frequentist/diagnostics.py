@@ -1,10 +1,10 @@
-"""Outlier, influence and small-study diagnostics for a fitted :class:`~blinameta.rma.RmaResult`.
+"""Outlier, influence and small-study diagnostics for a fitted :class:`~blinameta.frequentist.rma.RmaResult`.
 
 Each function mirrors the metafor function of the same name (``influence.rma.uni``,
 ``rstudent.rma.uni``, ``leave1out``, ``baujat``, ``cumul``, ``regtest``, ``ranktest``,
 ``trimfill``): same formulas, same refits (with the model's own method, test, level and control),
 same names for the returned quantities. Leave-one-out and cumulative refits call
-:func:`blinameta.rma.rma`; a refit that fails gives NaN for that study, as metafor.
+:func:`blinameta.frequentist.rma.rma`; a refit that fails gives NaN for that study, as metafor.
 
 References
 ----------
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from blinameta.errors import UserError
-from blinameta.rma import RmaResult, rma
+from blinameta.frequentist.rma import RmaResult, rma
 
 __all__ = [
     "InfluenceResult",
@@ -274,7 +274,7 @@ def leave1out(res: RmaResult) -> Leave1outResult:
     """Leave-one-out estimates (metafor ``leave1out``): the model refitted without each study.
 
     Each refit uses the model's method, test, level and control; ``q`` is Cochran's QE of the
-    k - 1 remaining studies and ``i2``, ``h2`` are as in :func:`blinameta.rma.rma`.
+    k - 1 remaining studies and ``i2``, ``h2`` are as in :func:`blinameta.frequentist.rma.rma`.
     """
     _need_int_only(res, "leave1out")
     _need_k(res, "leave1out")

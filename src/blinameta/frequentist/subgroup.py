@@ -3,7 +3,7 @@
 Two ways, as in the literature and software:
 
 - ``tau2="separate"`` (RevMan; R meta's ``subgroup`` with separate tau²): each subgroup is
-  pooled on its own with :func:`blinameta.rma.rma` (its own tau²); the subgroup estimates
+  pooled on its own with :func:`blinameta.frequentist.rma.rma` (its own tau²); the subgroup estimates
   :math:`\\hat\\mu_g` with variances :math:`SE_g^2` are then compared by the fixed-effect
   heterogeneity statistic :math:`Q_b = \\sum_g (\\hat\\mu_g - \\bar\\mu)^2/SE_g^2` on G - 1 df
   (``rma(mu_g, se_g^2, method="EE")``'s Q_E).
@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from blinameta.predict import predict
-from blinameta.rma import RmaResult, rma
+from blinameta.frequentist.predict import predict
+from blinameta.frequentist.rma import RmaResult, rma
 
 __all__ = ["SubgroupResult", "subgroup"]
 
@@ -84,7 +84,7 @@ def subgroup(
         Subgroup labels; groups are ordered as a pandas Categorical's categories, else sorted.
     tau2 : {"separate", "common"}
     method, test, level, control :
-        Passed to :func:`blinameta.rma.rma` for the subgroup fits (the comparison of the
+        Passed to :func:`blinameta.frequentist.rma.rma` for the subgroup fits (the comparison of the
         subgroup estimates under "separate" is always a fixed-effect Q test).
     """
     y = np.asarray(yi, dtype=float)

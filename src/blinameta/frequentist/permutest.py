@@ -13,7 +13,7 @@ The test is *exact* (all distinct permutations enumerated: :math:`2^k` sign vect
 replaced by the observed data (as metafor).
 
 All refits run as one vectorised computation over the stack of permuted data sets (the same
-numerical core as :func:`blinameta.rma.rma`, each refit iterating to its own convergence).
+numerical core as :func:`blinameta.frequentist.rma.rma`, each refit iterating to its own convergence).
 
 Reference: Viechtbauer, W., López-López, J. A., Sánchez-Meca, J. & Marín-Martínez, F. (2015).
 A comparison of procedures to test for moderators in mixed-effects meta-regression models.
@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from blinameta.rma import RmaResult, _estimate_tau2, _fixed_effects
+from blinameta.frequentist.rma import RmaResult, _estimate_tau2, _fixed_effects
 
 __all__ = ["PermutestResult", "permutest", "n_distinct_permutations"]
 
@@ -122,7 +122,7 @@ def permutest(
     seed: int | None = None,
     exact: bool | Literal["auto"] = "auto",
 ) -> PermutestResult:
-    """Permutation test of a fitted :func:`blinameta.rma.rma` model.
+    """Permutation test of a fitted :func:`blinameta.frequentist.rma.rma` model.
 
     Parameters
     ----------

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from blinameta.rma import RmaResult, _proj
+from blinameta.frequentist.rma import RmaResult, _proj
 
 __all__ = ["ConfintTau2", "confint_tau2"]
 

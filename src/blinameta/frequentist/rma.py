@@ -7,7 +7,7 @@ metafor's ``rma.uni`` (same formulas, same starting values, same iteration and t
 then :math:`\\beta` by weighted least squares with weights :math:`w_i = 1/(v_i + \\hat\\tau^2)`.
 
 The numerical core works on a *stack* of problems at once (arrays with a leading batch axis), so
-that :mod:`blinameta.permutest` can fit thousands of permuted data sets in one vectorised pass;
+that :mod:`blinameta.frequentist.permutest` can fit thousands of permuted data sets in one vectorised pass;
 :func:`rma` with moderators is the same code run on a stack of one. An intercept-only
 :func:`rma` (the common single analysis) uses the same estimators and stopping rules written out
 in closed form for X = 1 (no k x k projections), and :func:`rma_batch` fits many intercept-only
@@ -505,7 +505,7 @@ class RmaResult:
     fit_stats : dict
         ``ll``, ``dev``, ``AIC``, ``BIC``, ``AICc`` under ``"ML"`` and ``"REML"``.
     yi, vi, X, coef_names, terms, k, p, m, btt, int_only, int_incl :
-        The data and the design (``terms`` rebuilds rows for :func:`blinameta.predict.predict`).
+        The data and the design (``terms`` rebuilds rows for :func:`blinameta.frequentist.predict.predict`).
     method, test, level, control, iterations, converged :
         Settings as used (``method`` "FE" is stored as "EE").
     """
@@ -1237,7 +1237,7 @@ class RmaBatchResult:
     """Intercept-only fits of ``n_fits`` independent data sets of ``k`` studies each.
 
     Every array has shape ``(n_fits,)``; row ``b`` holds what :func:`rma` (and
-    :func:`blinameta.predict.predict` for ``pi_lb``/``pi_ub``) gives for data set ``b``. Rows
+    :func:`blinameta.frequentist.predict.predict` for ``pi_lb``/``pi_ub``) gives for data set ``b``. Rows
     whose tau² estimator did not converge have ``converged`` False and NaN estimates.
 
     Attributes
@@ -1412,7 +1412,7 @@ def rma_batch(
 
     Row ``b`` of the result equals ``rma(yi[b], vi[b], method=method, test=test, ...)``: the
     same estimators, stopping rules and formulas, run by the vectorised core that
-    :mod:`blinameta.permutest` uses (each row iterating to its own convergence). Use it for
+    :mod:`blinameta.frequentist.permutest` uses (each row iterating to its own convergence). Use it for
     simulation studies or bootstraps; for one analysis call :func:`rma`.
 
     Parameters
