@@ -1,10 +1,19 @@
 """Semantic checks of the evidence that the schema alone cannot make.
 
 Errors: unknown outcome, moderator, source or cohort references; totals above the cohort's n;
-subgroups larger than their parent; overlaps that point nowhere; duplicate outcome rows;
-derivations naming fields that do not exist. Flagged discrepancies (kept, not errors): a printed
-percentage that does not match events/total, alternative readings of a contradictory source, a
-patient table whose size differs from its cohort's n.
+subgroups larger than their parent; overlaps that point nowhere or are not declared back with
+the inverse relation (resolved against the folder the file lives in, so that one file can be
+validated alone); duplicate outcome rows; derivations or external blocks naming fields that do
+not exist; proportion rows without counts; survival rows without a time point or median; a
+definition family the review does not define for the outcome; a risk-of-bias block with an
+unknown tool, a missing, repeated or unknown item, or a judgement the tool does not allow.
+
+Flagged discrepancies (kept, not errors): a printed percentage that does not match
+events/total, alternative readings of a contradictory source, a patient table whose size
+differs from its cohort's n. Warnings: a stated overall risk of bias that differs from the
+tool's rule (:func:`blinameta.evidence.rob.overall_from_items`) without an ``override:``
+reason; a publication with results but no risk-of-bias block (severity
+:data:`MISSING_RISK_OF_BIAS_SEVERITY`).
 """
 
 from __future__ import annotations
@@ -16,12 +25,31 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from blinameta.evidence.loader import Evidence, Problem, format_path
-from blinameta.evidence.schema import Derivation, Provenance, Publication
+from blinameta.evidence.loader import Evidence, Problem, evidence_files, format_path
+from blinameta.evidence.rob import overall_from_items, worst
+from blinameta.evidence.schema import Derivation, External, Provenance, Publication, RobItem
+from blinameta.evidence.yamlsafe import parse_yaml
 
-__all__ = ["check_evidence", "percent_matches", "iter_provenanced"]
+__all__ = [
+    "check_evidence",
+    "percent_matches",
+    "iter_provenanced",
+    "INVERSE_RELATION",
+    "MISSING_RISK_OF_BIAS_SEVERITY",
+    "overlap_index",
+]
 
 _RESERVED_MODERATORS = {"design", "setting"}
+
+#: Severity of a publication with outcome rows or comparisons but no ``risk_of_bias`` block.
+#: "warning" while the curation of issue 10 is under way; to become "error" once every
+#: publication is judged (evidence v2 contract: risk_of_bias is required).
+MISSING_RISK_OF_BIAS_SEVERITY = "warning"
+
+#: The relation the other publication of an overlap must declare back.
+INVERSE_RELATION = {"same_patients": "same_patients", "subset": "superset", "superset": "subset",
+                    "partial": "partial"}
+_NOT_NUMBERS = {"provenance", "derived", "external", "alternatives", "primary_reason", "moderators"}
 
 
 def percent_matches(percent: float, events: int, total: int) -> bool:
@@ -61,7 +89,7 @@ def iter_provenanced(
 def check_evidence(evidence: Evidence) -> list[Problem]:
     """All semantic problems of all publications, errors and flagged discrepancies."""
     problems: list[Problem] = []
-    ids = {p.id for p in evidence.publications}
+    index = overlap_index(evidence)
     for publication in evidence.publications:
         path = evidence.files[publication.id]
         parsed = evidence.lines[publication.id]
@@ -71,22 +99,74 @@ def check_evidence(evidence: Evidence) -> list[Problem]:
                 Problem(path, parsed.line_of(loc), format_path(loc), message, severity)  # type: ignore[arg-type]
             )
 
-        _check_publication(evidence, publication, path, ids, report)
+        _check_publication(evidence, publication, path, index, report)
+        _check_risk_of_bias(evidence, publication, report)
     return problems
 
 
-def _check_publication(evidence: Evidence, pub: Publication, path: Path, ids: set[str], report) -> None:
+def overlap_index(evidence: Evidence) -> dict[str, dict[str, str | None]]:
+    """Publication id -> {other id: relation} for every publication of the loaded files' folders.
+
+    The loaded publications come first; the other files of the folder each loaded file lives in
+    are read too (only their ``id`` and ``overlaps``, leniently: a file that does not parse is
+    skipped), so that validating one file resolves its overlaps against its neighbours.
+    """
+    index: dict[str, dict[str, str | None]] = {
+        p.id: {o.with_: o.relation for o in p.overlaps} for p in evidence.publications
+    }
+    loaded = {path.resolve() for path in evidence.files.values()}
+    for folder in sorted({path.parent for path in evidence.files.values()}):
+        for path in evidence_files(folder):
+            if path.resolve() in loaded:
+                continue
+            parsed, _ = parse_yaml(path)
+            value = parsed.value if parsed is not None else None
+            if not isinstance(value, dict) or not isinstance(value.get("id"), str) or value["id"] in index:
+                continue
+            entries = value.get("overlaps")
+            index[value["id"]] = {
+                e["with"]: e.get("relation") for e in (entries if isinstance(entries, list) else [])
+                if isinstance(e, dict) and isinstance(e.get("with"), str)
+            }
+    return index
+
+
+def _check_publication(
+    evidence: Evidence, pub: Publication, path: Path, index: dict[str, dict[str, str | None]], report
+) -> None:
     review = evidence.review
     if pub.id != path.stem:
         report(("id",), f"id {pub.id!r} must equal the file name {path.stem!r}")
     for i, source in enumerate(pub.reported_in):
         if source not in review.sources:
             report(("reported_in", i), f"unknown source {source!r}; known: {', '.join(review.sources)}")
+    if pub.own_source is not None and pub.own_source not in review.sources:
+        report(("own_source",), f"unknown source {pub.own_source!r}; known: {', '.join(review.sources)}")
+    for i, block in enumerate(pub.external):
+        for name in block.fields:
+            if name not in type(pub).model_fields or name in _NOT_NUMBERS | {"id", "external", "overlaps"}:
+                report(("external", i, "fields"), f"{name!r} is no field of the publication")
+    seen_with: set[str] = set()
     for i, overlap in enumerate(pub.overlaps):
-        if overlap.with_ not in ids:
-            report(("overlaps", i, "with"), f"overlap points to {overlap.with_!r}, which is no publication here")
-        elif overlap.with_ == pub.id:
-            report(("overlaps", i, "with"), "a publication cannot overlap itself")
+        loc = ("overlaps", i, "with")
+        if overlap.with_ == pub.id:
+            report(loc, "a publication cannot overlap itself")
+            continue
+        if overlap.with_ in seen_with:
+            report(loc, f"{overlap.with_!r} is listed twice")
+        seen_with.add(overlap.with_)
+        if overlap.with_ not in index:
+            report(loc, f"overlap points to {overlap.with_!r}, which is no publication here")
+            continue
+        inverse = INVERSE_RELATION[overlap.relation]
+        back = index[overlap.with_]
+        if pub.id not in back:
+            report(loc, f"one-sided overlap: {overlap.with_} does not list {pub.id} back "
+                        f"(add 'with: {pub.id}, relation: {inverse}' to its overlaps)")
+        elif back[pub.id] != inverse:
+            report(("overlaps", i, "relation"),
+                   f"{pub.id} is {overlap.relation} of {overlap.with_}, but {overlap.with_} declares "
+                   f"{back[pub.id]!r} back; the inverse relation is {inverse!r}")
     _check_moderators(review, pub.moderators, ("moderators",), report)
 
     cohorts = {c.id: c for c in pub.cohorts}
@@ -127,29 +207,51 @@ def _check_publication(evidence: Evidence, pub: Publication, path: Path, ids: se
                            f"relapse-line counts add to {total}, more than the cohort's n ({cohort.n})",
                            "discrepancy")
 
-    seen_rows: dict[tuple[str, str, str | None], int] = {}
+    seen_rows: dict[tuple[Any, ...], int] = {}
     for i, outcome in enumerate(pub.outcomes):
         loc = ("outcomes", i)
-        if outcome.code not in review.outcomes:
+        definition = review.outcomes.get(outcome.code)
+        if definition is None:
             report(loc + ("code",), f"unknown outcome code {outcome.code!r}; known: {', '.join(review.outcomes)}")
+        survival = definition is not None and definition.kind == "time_to_event"
+        if definition is not None and not survival and outcome.events is None:
+            report(loc, f"{outcome.code} is a proportion: it needs 'events' and 'total'")
+        if survival and outcome.time_months is None and outcome.median is None:
+            report(loc, f"survival row ({outcome.code}) without a time point: give 'time_months' "
+                        "(with 'percent') or a 'median'")
+        if survival and outcome.percent is None and outcome.median is None and outcome.events is not None:
+            report(loc, f"survival row ({outcome.code}) needs 'percent' at time_months or a 'median'")
+        if not survival and (outcome.time_months is not None or outcome.median is not None
+                             or outcome.n_at_risk is not None):
+            report(loc, f"time_months, median and n_at_risk belong to survival rows; {outcome.code} is a proportion")
+        if outcome.family is not None and definition is not None:
+            families = definition.families or {}
+            if outcome.family not in families:
+                known = ", ".join(families) if families else "none defined"
+                report(loc + ("family",), f"unknown family {outcome.family!r} for {outcome.code}; known: {known}")
         cohort = cohorts.get(outcome.cohort)
         if cohort is None:
             report(loc + ("cohort",), f"no cohort {outcome.cohort!r} in this publication; known: {', '.join(cohorts)}")
-        elif outcome.total > cohort.n:
+        elif outcome.total is not None and outcome.total > cohort.n:
             report(loc + ("total",), f"total ({outcome.total}) exceeds the cohort's n ({cohort.n})")
-        key = (outcome.cohort, outcome.code, outcome.timepoint)
+        key = (outcome.cohort, outcome.code, outcome.timepoint, outcome.time_months, outcome.denominator
+               if survival else None)
         if key in seen_rows:
             report(loc, f"same outcome, cohort and timepoint as outcomes[{seen_rows[key]}]")
         seen_rows[key] = i
-        if outcome.percent is not None and not percent_matches(outcome.percent, outcome.events, outcome.total):
+        if (not survival and outcome.percent is not None and outcome.events is not None
+                and outcome.total is not None
+                and not percent_matches(outcome.percent, outcome.events, outcome.total)):
             report(loc + ("percent",),
                    f"printed {outcome.percent:g}% but {outcome.events}/{outcome.total} = "
                    f"{100 * outcome.events / outcome.total:.1f}%", "discrepancy")
         for j, alt in enumerate(outcome.alternatives):
             report(loc + ("alternatives", j),
-                   f"{outcome.code} in {outcome.cohort}: primary {outcome.events}/{outcome.total}, "
-                   f"alternative {alt.events}/{alt.total}: {alt.reason}", "discrepancy")
-            if cohort is not None and alt.total > cohort.n:
+                   f"{outcome.code} in {outcome.cohort}: primary {_reading(outcome)}, "
+                   f"alternative {_reading(alt)}: {alt.reason}", "discrepancy")
+            if not survival and alt.events is None:
+                report(loc + ("alternatives", j), f"{outcome.code} is a proportion: it needs 'events' and 'total'")
+            if cohort is not None and alt.total is not None and alt.total > cohort.n:
                 report(loc + ("alternatives", j, "total"),
                        f"total ({alt.total}) exceeds the cohort's n ({cohort.n})")
 
@@ -184,6 +286,11 @@ def _check_publication(evidence: Evidence, pub: Publication, path: Path, ids: se
             for name in derived.fields:
                 if name not in type(record).model_fields or name in ("provenance", "derived"):
                     report(loc + ("derived", "fields"), f"{name!r} is no numeric field of this record")
+        external = getattr(record, "external", None)
+        if isinstance(external, External):
+            for name in external.fields:
+                if name not in type(record).model_fields or name in _NOT_NUMBERS:
+                    report(loc + ("external", "fields"), f"{name!r} is no numeric field of this record")
 
 
 def _check_moderators(review, values: dict, loc: tuple[Any, ...], report) -> None:
@@ -199,3 +306,75 @@ def _check_moderators(review, values: dict, loc: tuple[Any, ...], report) -> Non
                 report(loc + (key,), f"{value!r} is not a level of {key}; levels: {', '.join(definition.levels or {})}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             report(loc + (key,), f"{key} is continuous; {value!r} is not a number")
+
+
+def _reading(record) -> str:
+    if record.events is not None:
+        return f"{record.events}/{record.total}"
+    return f"{record.percent:g}%" if record.percent is not None else "median"
+
+
+def _check_items(tool, items: list[RobItem], loc: tuple[Any, ...], report) -> list[Any] | None:
+    """Each item of the tool once, with an allowed judgement; the judgements in tool order."""
+    by_id: dict[str, Any] = {}
+    for j, item in enumerate(items):
+        if item.item not in tool.items:
+            report(loc + (j, "item"), f"unknown item {item.item!r}; the tool's items: {', '.join(tool.items)}")
+        elif item.item in by_id:
+            report(loc + (j, "item"), f"item {item.item!r} is listed twice")
+        else:
+            by_id[item.item] = item.judgement
+        if item.judgement not in tool.judgements:
+            allowed = ", ".join(str(v) for v in tool.judgements)
+            report(loc + (j, "judgement"), f"{item.judgement!r} is not a judgement of this tool; allowed: {allowed}")
+    missing = [k for k in tool.items if k not in by_id]
+    if missing:
+        report(loc, f"risk-of-bias item(s) missing: {', '.join(missing)} (every item of the tool, each once)")
+        return None
+    return [by_id[k] for k in tool.items]
+
+
+def _check_overall(tool_id: str, judgements, overall: str, reason: str, loc: tuple[Any, ...], report) -> None:
+    expected = overall_from_items(tool_id, judgements) if judgements is not None else None
+    if expected is not None and expected != overall and not reason.startswith("override:"):
+        report(loc + ("overall",), f"stated overall {overall!r}, but the {tool_id} rule gives {expected!r}; "
+                                   "correct it or start overall_reason with 'override:'", "warning")
+
+
+def _check_risk_of_bias(evidence: Evidence, pub: Publication, report) -> None:
+    rob = pub.risk_of_bias
+    if rob is None:
+        if pub.outcomes or pub.comparisons:
+            report(("id",), "no risk_of_bias block: every publication with outcome rows or comparisons needs one",
+                   MISSING_RISK_OF_BIAS_SEVERITY)
+        return
+    loc = ("risk_of_bias",)
+    tool = evidence.review.risk_of_bias_tools.get(rob.tool)
+    if tool is None:
+        known = ", ".join(evidence.review.risk_of_bias_tools) or "none defined in the review file"
+        report(loc + ("tool",), f"unknown risk-of-bias tool {rob.tool!r}; known: {known}")
+        return
+    if not tool.per_result:
+        if rob.results:
+            report(loc + ("results",), f"{rob.tool} is not judged per result; give 'items' only")
+        judgements = _check_items(tool, rob.items, loc + ("items",), report)
+        _check_overall(rob.tool, judgements, rob.overall, rob.overall_reason, loc, report)
+        return
+    if not rob.results:
+        report(loc, f"{rob.tool} is judged per result: give 'results' (outcomes, items, overall)")
+        return
+    if rob.items:
+        _check_items(tool, rob.items, loc + ("items",), report)
+    codes = set(evidence.review.outcomes) | {c.endpoint for c in pub.comparisons}
+    for k, result in enumerate(rob.results):
+        rloc = loc + ("results", k)
+        for m, code in enumerate(result.outcomes):
+            if code not in codes:
+                report(rloc + ("outcomes", m), f"unknown outcome or endpoint {code!r}")
+        judgements = _check_items(tool, result.items, rloc + ("items",), report)
+        _check_overall(rob.tool, judgements, result.overall, result.overall_reason, rloc, report)
+    expected = worst(r.overall for r in rob.results)
+    if expected is not None and expected != rob.overall and not rob.overall_reason.startswith("override:"):
+        report(loc + ("overall",), f"stated overall {rob.overall!r}, but the worst of the results is "
+                                   f"{expected!r}; correct it or start overall_reason with 'override:'",
+               "warning")

@@ -8,6 +8,13 @@ Every number carries its provenance: objects that hold numbers (a cohort's ``n``
 counts, a characteristic, a comparison, a patient table) have a ``provenance`` list of
 :class:`Provenance` entries, each naming the source document, the location in it and a verbatim
 quote. A number that does not stand in its quote must be declared in ``derived``.
+
+Evidence v2 (``/work/notes/evidence_v2_contract.md``; documented in ``evidence/README.md``) adds:
+``own_source`` (primary vs secondary numbers), ``external`` blocks for numbers and facts that do
+not come from the source documents, outcome definition families (``family``, ``grading``,
+``mrd_method``, ``mrd_threshold``, ``assessment``), ``flags``, survival rows (``percent`` at
+``time_months``, ``median``), overlap ``shared_patients`` and a ``risk_of_bias`` block whose tool
+is defined in the review file (:class:`RiskOfBiasTool`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,19 @@ __all__ = [
     "PatientColumn",
     "PatientTable",
     "Publication",
+    "External",
+    "PublicationExternal",
+    "OutcomeFlag",
+    "Grading",
+    "MrdMethod",
+    "Median",
+    "RiskOfBiasTool",
+    "RobJudgement",
+    "RobItem",
+    "RobResult",
+    "RiskOfBias",
+    "RobOverall",
+    "SURVIVAL_CODES",
 ]
 
 #: Pattern of every identifier (publication, cohort, outcome, moderator, source).
@@ -59,7 +79,18 @@ Design = Literal[
 ]
 Setting = Literal["clinical_trial", "real_world"]
 Denominator = Literal[
-    "all_treated", "overt_disease", "responders", "assessed", "evaluable", "other"
+    "all_treated", "overt_disease", "responders", "assessed", "evaluable", "relapsed",
+    "safety_set", "other"
+]
+#: Outcome codes of survival rows (kind ``time_to_event`` in the review file).
+SURVIVAL_CODES = ("os", "efs", "dfs", "rfs")
+OutcomeFlag = Literal["lower_bound", "upper_bound", "unclear_denominator", "ambiguous", "treatment_related_only"]
+Grading = Literal["ctcae_v4", "ctcae_v5", "lee2014", "astct", "unspecified"]
+MrdMethod = Literal["flow", "pcr", "ngs", "mixed", "unspecified"]
+RobOverall = Literal["low", "some_concerns", "high"]
+#: Every judgement any tool allows; which ones a tool allows is in the review file.
+RobJudgement = Literal[
+    "low", "some_concerns", "high", "no_information", "yes", "no", "unclear", "not_applicable", 0, 1, 2
 ]
 ModeratorValue = str | float | bool
 
@@ -91,6 +122,29 @@ class Derivation(_Record):
     method: Text = Field(description="How, e.g. 'events = round(0.39 x 70) from the printed 39%'.")
 
 
+class External(_Record):
+    """Numbers of a record that come from outside the source documents, with their citation.
+
+    Their quotes are not checked against the sources (their provenance may be omitted for those
+    fields); a row that uses an external number is marked ``external`` in the tidy table and
+    left out of analyses unless the model opts in (``include_external: true``).
+    """
+
+    fields: list[Identifier] = Field(
+        min_length=1, description="Names of the fields that are external, e.g. ['n'] or ['events', 'total']."
+    )
+    citation: Text = Field(description="Where the numbers come from (required).")
+    note: Text | None = None
+
+
+class PublicationExternal(_Record):
+    """Publication-level facts (title, journal, population, ...) that do not come from the sources."""
+
+    fields: list[Identifier] = Field(min_length=1, description="E.g. ['title', 'journal'].")
+    citation: Text = Field(description="Where the facts come from (required).")
+    note: Text | None = None
+
+
 class SourceDocument(_Record):
     """One source document of the review (a publication as converted to text)."""
 
@@ -107,6 +161,11 @@ class OutcomeDefinition(_Record):
     description: Text
     kind: Literal["proportion", "time_to_event"] = "proportion"
     higher_is_better: bool = True
+    families: dict[Identifier, ShortText] | None = Field(
+        default=None,
+        description="Definition families of this outcome (id -> label), e.g. icans vs all_neuro_ae; "
+        "an outcome row's 'family' must be one of them.",
+    )
 
 
 class ModeratorDefinition(_Record):
@@ -128,6 +187,23 @@ class ModeratorDefinition(_Record):
         return self
 
 
+class RiskOfBiasTool(_Record):
+    """A risk-of-bias tool: its items, the judgements it allows and the rule to an overall judgement.
+
+    The rule is applied in code by :func:`blinameta.evidence.rob.overall_from_items` for the
+    tool keys ``rob2``, ``jbi_case_series`` and ``minors``; ``rule`` states it in words.
+    """
+
+    label: ShortText
+    reference: Text = Field(description="Citation of the tool.")
+    items: dict[Identifier, ShortText] = Field(min_length=1, description="Item id -> question.")
+    judgements: list[RobJudgement] = Field(min_length=1, description="Judgements an item may take.")
+    rule: Text = Field(description="How the items map onto low / some_concerns / high.")
+    per_result: bool = Field(
+        default=False, description="Judged per result (RoB 2): the block lists 'results'."
+    )
+
+
 class Review(_Record):
     """The review file: question, source documents, outcome codes and moderators."""
 
@@ -137,6 +213,10 @@ class Review(_Record):
     sources: dict[Identifier, SourceDocument] = Field(min_length=1)
     outcomes: dict[Identifier, OutcomeDefinition] = Field(min_length=1)
     moderators: dict[Identifier, ModeratorDefinition] = Field(default_factory=dict)
+    risk_of_bias_tools: dict[Identifier, RiskOfBiasTool] = Field(default_factory=dict)
+    sources_dir: ShortText | None = Field(
+        default=None, description="Folder of the source documents, relative to the evidence folder."
+    )
 
 
 class Overlap(_Record):
@@ -150,6 +230,10 @@ class Overlap(_Record):
         "of them, a superset, or a partial overlap."
     )
     note: Text
+    shared_patients: Count | None = Field(
+        default=None, description="Number of shared patients where a source gives it (approximate where 'about')."
+    )
+    shared_note: Text | None = Field(default=None, description="What is known of the shared patients.")
 
 
 class BlastBurden(_Record):
@@ -164,6 +248,7 @@ class BlastBurden(_Record):
     median_pct: Percent | None = Field(default=None, description="Median marrow blast %.")
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
 
 class RelapseLines(_Record):
@@ -175,6 +260,7 @@ class RelapseLines(_Record):
     post_hsct: Count | None = Field(default=None, description="Relapse after HSCT.")
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
 
 class PriorHsct(_Record):
@@ -183,6 +269,7 @@ class PriorHsct(_Record):
     n: Count
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
 
 class Age(_Record):
@@ -194,6 +281,7 @@ class Age(_Record):
     max: float | None = Field(default=None, ge=0, le=30)
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
 
 class Dose(_Record):
@@ -201,6 +289,7 @@ class Dose(_Record):
 
     text: ShortText
     provenance: list[Provenance] = Field(min_length=1)
+    external: External | None = None
 
 
 class Characteristics(_Record):
@@ -233,6 +322,7 @@ class Cohort(_Record):
     characteristics: Characteristics | None = None
     provenance: list[Provenance] = Field(min_length=1, description="Where n is stated.")
     derived: Derivation | None = None
+    external: External | None = None
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Cohort:
@@ -248,35 +338,91 @@ class Cohort(_Record):
 class AlternativeReading(_Record):
     """Another reading of the same outcome where a source contradicts itself."""
 
-    events: Count
-    total: PositiveCount
+    events: Count | None = None
+    total: PositiveCount | None = None
     percent: Percent | None = None
     reason: Text = Field(description="Why this reading differs from the primary one.")
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
     @model_validator(mode="after")
     def _events_within_total(self) -> AlternativeReading:
-        if self.events > self.total:
-            raise ValueError(f"events ({self.events}) exceed total ({self.total})")
+        _check_counts(self.events, self.total, self.percent, None)
+        return self
+
+
+def _check_counts(events: int | None, total: int | None, percent: float | None, median: object) -> None:
+    if (events is None) != (total is None):
+        raise ValueError("'events' and 'total' go together: give both or neither")
+    if events is None and percent is None and median is None:
+        raise ValueError("give 'events' and 'total' (or, for a survival row, 'percent' or 'median')")
+    if events is not None and total is not None and events > total:
+        raise ValueError(f"events ({events}) exceed total ({total})")
+
+
+class Median(_Record):
+    """A median time (survival, follow-up) as the source prints it, in months."""
+
+    months: float | None = Field(default=None, ge=0, le=1200, description="None when not reached.")
+    ci_lb: float | None = Field(default=None, ge=0, le=1200)
+    ci_ub: float | None = Field(default=None, ge=0, le=1200)
+    range_lb: float | None = Field(default=None, ge=0, le=1200)
+    range_ub: float | None = Field(default=None, ge=0, le=1200)
+    reached: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Median:
+        if self.reached and self.months is None:
+            raise ValueError("a reached median needs 'months' (or set reached: false)")
+        if self.ci_lb is not None and self.ci_ub is not None and self.ci_lb > self.ci_ub:
+            raise ValueError(f"ci_lb ({self.ci_lb}) exceeds ci_ub ({self.ci_ub})")
         return self
 
 
 class Outcome(_Record):
-    """A binary outcome of one cohort: events out of total."""
+    """An outcome of one cohort: events out of total, or a survival estimate at a time point.
+
+    Proportion outcomes need ``events`` and ``total``. Survival rows (codes of kind
+    ``time_to_event`` in the review file: os, efs, dfs, rfs) give ``percent`` at ``time_months``
+    (with ``ci_lb``/``ci_ub`` in percent and ``n_at_risk`` where printed) and/or a ``median``;
+    counts only where the source prints them.
+    """
 
     code: Identifier = Field(description="An outcome code defined in the review file.")
     cohort: Identifier = Field(description="Id of the cohort, subgroup or arm it belongs to.")
-    events: Count
-    total: PositiveCount
-    percent: Percent | None = Field(default=None, description="The percentage the source printed.")
+    events: Count | None = Field(default=None, description="Required for proportion outcomes.")
+    total: PositiveCount | None = Field(default=None, description="Required for proportion outcomes.")
+    percent: Percent | None = Field(
+        default=None,
+        description="The percentage the source printed; for a survival row the estimate at time_months.",
+    )
     denominator: Denominator = Field(
         description="Who the total counts: all treated, overt disease only, responders only, ..."
     )
     timepoint: ShortText | None = Field(default=None, description="E.g. 'within two cycles'.")
     definition: Text | None = Field(default=None, description="The source's definition.")
+    flags: list[OutcomeFlag] = Field(
+        default_factory=list,
+        description="lower_bound, upper_bound, unclear_denominator, ambiguous, treatment_related_only.",
+    )
+    family: Identifier | None = Field(
+        default=None, description="Definition family, one of review.yaml outcomes.<code>.families."
+    )
+    grading: Grading | None = None
+    mrd_method: MrdMethod | None = None
+    mrd_threshold: float | None = Field(default=None, gt=0, le=1, description="E.g. 1.0e-4.")
+    assessment: ShortText | None = Field(default=None, description="E.g. 'day 28 of cycle 1'.")
+    time_months: float | None = Field(
+        default=None, ge=0, le=1200, description="Survival rows: the time point of 'percent', in months."
+    )
+    ci_lb: Percent | None = Field(default=None, description="Survival rows: lower CI bound, percent.")
+    ci_ub: Percent | None = Field(default=None, description="Survival rows: upper CI bound, percent.")
+    n_at_risk: Count | None = None
+    median: Median | None = None
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
     alternatives: list[AlternativeReading] = Field(default_factory=list)
     primary_reason: Text | None = Field(
         default=None, description="With alternatives: why this reading is the primary one."
@@ -284,10 +430,13 @@ class Outcome(_Record):
 
     @model_validator(mode="after")
     def _consistent(self) -> Outcome:
-        if self.events > self.total:
-            raise ValueError(f"events ({self.events}) exceed total ({self.total})")
+        _check_counts(self.events, self.total, self.percent, self.median)
         if self.alternatives and not self.primary_reason:
             raise ValueError("an outcome with 'alternatives' needs 'primary_reason'")
+        if self.ci_lb is not None and self.ci_ub is not None and self.ci_lb > self.ci_ub:
+            raise ValueError(f"ci_lb ({self.ci_lb}) exceeds ci_ub ({self.ci_ub})")
+        if len(set(self.flags)) != len(self.flags):
+            raise ValueError("a flag is listed twice")
         return self
 
 
@@ -307,6 +456,7 @@ class Comparison(_Record):
     timepoint: ShortText | None = None
     provenance: list[Provenance] = Field(min_length=1)
     derived: Derivation | None = None
+    external: External | None = None
 
     @model_validator(mode="after")
     def _interval(self) -> Comparison:
@@ -357,6 +507,36 @@ class PatientTable(_Record):
         return self
 
 
+class RobItem(_Record):
+    """One item of a risk-of-bias tool, judged with a reason."""
+
+    item: Identifier = Field(description="Item id of the tool in review.yaml, e.g. q1, d2, m5.")
+    judgement: RobJudgement
+    reason: Text
+    provenance: list[Provenance] = Field(default_factory=list)
+
+
+class RobResult(_Record):
+    """RoB 2: the judgement of one result (one or more outcome / endpoint codes)."""
+
+    outcomes: list[Identifier] = Field(min_length=1, description="Outcome or endpoint codes it covers.")
+    items: list[RobItem] = Field(min_length=1)
+    overall: RobOverall
+    overall_reason: Text
+
+
+class RiskOfBias(_Record):
+    """Risk of bias of a publication with a named tool (review.yaml ``risk_of_bias_tools``)."""
+
+    tool: Identifier
+    items: list[RobItem] = Field(
+        default_factory=list, description="Every item of the tool, each once (RoB 2: see results)."
+    )
+    overall: RobOverall
+    overall_reason: Text
+    results: list[RobResult] = Field(default_factory=list, description="RoB 2 only: per result.")
+
+
 class Publication(_Record):
     """One publication: what it is, whom it reports, and its results."""
 
@@ -373,6 +553,14 @@ class Publication(_Record):
     reported_in: list[Identifier] = Field(
         min_length=1, description="Source documents its numbers are taken from."
     )
+    own_source: Identifier | None = Field(
+        default=None,
+        description="The source document that is this publication's own report (None if it is only "
+        "quoted by other documents). A number is primary when every quote of its row is from it.",
+    )
+    external: list[PublicationExternal] = Field(
+        default_factory=list, description="Publication-level facts from outside the sources."
+    )
     overlaps: list[Overlap] = Field(default_factory=list)
     moderators: dict[Identifier, ModeratorValue] = Field(
         default_factory=dict, description="Publication-level moderators, inherited by cohorts."
@@ -381,6 +569,7 @@ class Publication(_Record):
     outcomes: list[Outcome] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(default_factory=list)
     patients: PatientTable | None = None
+    risk_of_bias: RiskOfBias | None = None
     notes: Text | None = None
 
     @field_validator("cohorts")

@@ -5,9 +5,14 @@ Two rules, both reported as errors:
 1. every quote stands verbatim in its source document, after whitespace normalisation (every
    run of white space becomes one space; nothing else is changed);
 2. every number of a record with provenance (a cohort's ``n``, an outcome's ``events``,
-   ``total`` and ``percent``, a characteristic's counts, a comparison's estimate and interval, a
+   ``total`` and ``percent``, a survival row's ``time_months``, interval, ``n_at_risk`` and
+   ``median`` numbers, a characteristic's counts, a comparison's estimate and interval, a
    patient table's cells) occurs as a number in that record's quotes, or is listed in the
-   record's ``derived.fields``.
+   record's ``derived.fields`` or ``external.fields`` (numbers from outside the sources, whose
+   citation is given instead). Times in months (``time_months``, ``median.*``) also match when
+   the quote gives them in years (24 months as "2-year"). The quotes of risk-of-bias items are
+   checked verbatim (their judgements are not numbers to quote); ``mrd_threshold`` is a
+   definition, not a count, and is not looked up.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ __all__ = ["normalise_whitespace", "numbers_in", "check_sources", "record_number
 _WS = re.compile(r"\s+")
 # digits with an optional decimal part (point, comma or middle dot), or a leading-point decimal
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:[.·,]\d+)?|[.·]\d+)")
-_SKIP_FIELDS = {"provenance", "derived", "alternatives", "primary_reason", "moderators"}
+_SKIP_FIELDS = {"provenance", "derived", "external", "alternatives", "primary_reason", "moderators",
+                "judgement", "mrd_threshold"}
+#: Fields in months that may be quoted in years.
+_MONTH_FIELDS = {"time_months", "median.months", "median.ci_lb", "median.ci_ub", "median.range_lb",
+                 "median.range_ub"}
 
 
 def normalise_whitespace(text: str) -> str:
@@ -53,12 +62,19 @@ def numbers_in(text: str) -> set[float]:
 
 
 def record_numbers(record: BaseModel) -> dict[str, float]:
-    """The numeric fields of one record (not of its sub-records) that need a quote."""
+    """The numeric fields of one record that need a quote.
+
+    Sub-records without a provenance of their own (a survival row's ``median``) are included
+    with dotted names (``median.months``); sub-records with provenance are records of their own.
+    """
     numbers: dict[str, float] = {}
     for name in type(record).model_fields:
         if name in _SKIP_FIELDS:
             continue
         value = getattr(record, name)
+        if isinstance(value, BaseModel) and "provenance" not in type(value).model_fields:
+            numbers.update({f"{name}.{k}": v for k, v in record_numbers(value).items()})
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if name == "level" and value == 95.0:
@@ -107,6 +123,9 @@ def check_sources(evidence: Evidence, sources_dir: str | Path) -> list[Problem]:
             for quote in quotes:
                 found |= numbers_in(quote)
             derived = set(getattr(record, "derived", None).fields) if getattr(record, "derived", None) else set()
+            external = getattr(record, "external", None)
+            if external is not None and not isinstance(external, list):
+                derived |= set(external.fields)
             if isinstance(record, PatientTable):
                 for i, row in enumerate(record.rows):
                     for name, value in row.items():
@@ -118,11 +137,13 @@ def check_sources(evidence: Evidence, sources_dir: str | Path) -> list[Problem]:
             if not quotes:
                 continue
             for name, value in record_numbers(record).items():
-                if name in derived:
+                if name in derived or name.split(".")[0] in derived:
+                    continue
+                if name in _MONTH_FIELDS and _matches(value / 12.0, found):
                     continue
                 if not _matches(value, found):
                     kind = "alternative reading" if isinstance(record, AlternativeReading) else "record"
-                    report(loc + (name,),
+                    report(loc + tuple(name.split(".")),
                            f"{value:g} does not occur in the {kind}'s quotes; quote it or list "
                            f"{name!r} in derived.fields with the method")
     return problems

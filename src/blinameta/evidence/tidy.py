@@ -83,6 +83,8 @@ def tidy(evidence: Evidence, readings: Literal["primary", "all", "alternative"] 
             else:
                 chosen = readings_list
             for label, reading in chosen:
+                if reading.events is None or reading.total is None:
+                    continue  # survival rows without counts: not in this table yet
                 flagged = bool(outcome.alternatives) or (
                     reading.percent is not None
                     and not percent_matches(reading.percent, reading.events, reading.total)
