@@ -26,6 +26,7 @@ import pandas as pd
 
 from blinameta.csvinput import CsvTable, read_csv
 from blinameta.errors import UserError
+from blinameta.frequentist._present import fmt_num, fmt_pval, format_rma
 
 __all__ = ["pool"]
 
@@ -109,116 +110,17 @@ def _check_events(table: CsvTable, events_col: str, total_col: str):
     return events, total
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "NA"
-    return f"{x:.{digits}f}"
+_fmt = fmt_num
+_fmt_p = fmt_pval
 
 
-def _fmt_p(p: float) -> str:
-    if p is None or not math.isfinite(p):
-        return "NA"
-    return "<.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _p_phrase(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "= NA"
-    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
-
-
-def _stars(p: float) -> str:
-    if not math.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
-
-
-def _summary_text(res: Any, method: str, out: dict[str, Any], extra: list[str]) -> str:
-    k = out["k"]
-    has_mods = "coef" in out
-    if method == "EE":
-        head = f"Equal-Effects Model (k = {k})"
-    elif method == "GLMM":
-        head = f"Random-Effects Model (k = {k}; tau^2 estimator: ML; GLMM, logit link)"
-    else:
-        kind = "Mixed-Effects Model" if has_mods else "Random-Effects Model"
-        head = f"{kind} (k = {k}; tau^2 estimator: {method})"
-    lines = [head, ""]
-    which = "residual" if has_mods else "total"
-    if method != "EE":
-        se_tau2 = getattr(res, "se_tau2", math.nan)
-        lines.append(
-            f"tau^2 (estimated amount of {which} heterogeneity):  {_fmt(out['tau2'])}"
-            + (f" (SE = {_fmt(se_tau2)})" if se_tau2 is not None and math.isfinite(se_tau2) else "")
-        )
-        tau = math.sqrt(out["tau2"]) if out["tau2"] is not None else math.nan
-        lines.append(f"tau (square root of estimated tau^2 value):{'':7}{_fmt(tau)}")
-    if out.get("i2") is not None:
-        label = "unaccounted variability" if has_mods else "total variability"
-        lines.append(f"I^2 ({which} heterogeneity / {label}):{'':3}{out['i2']:.2f}%")
-        what = "unaccounted" if has_mods else "total"
-        lines.append(f"H^2 ({what} variability / sampling variability):  {_fmt(out['h2'], 2)}")
-    if not has_mods and out.get("tau2_ci_lb") is not None:
-        lines.append(
-            f"tau^2 {out['level']:g}% CI (Q-profile): "
-            f"[{_fmt(out['tau2_ci_lb'])}, {_fmt(out['tau2_ci_ub'])}]"
-        )
-    if has_mods and out.get("r2") is not None:
-        lines.append(f"R^2 (amount of heterogeneity accounted for):  {out['r2']:.2f}%")
-    lines.append("")
-    lines.append("Test for Residual Heterogeneity:" if has_mods else "Test for Heterogeneity:")
-    if "qe_lrt" in out:  # GLMM: Wald-type and likelihood-ratio tests, as print.rma.glmm
-        lines.append(
-            f"Wld(df = {out['qe_df']}) = {_fmt(out['qe'])}, p-val {_p_phrase(out['qe_p'])}"
-        )
-        lines.append(
-            f"LRT(df = {out['qe_df']}) = {_fmt(out['qe_lrt'])}, p-val {_p_phrase(out['qe_lrt_p'])}"
-        )
-    else:
-        lines.append(
-            f"Q{'E' if has_mods else ''}(df = {out['qe_df']}) = {_fmt(out['qe'])}, "
-            f"p-val {_p_phrase(out['qe_p'])}"
-        )
-    lines.append("")
-    test = getattr(res, "test", "z")
-    t_tests = test in ("knha", "t")  # rma_glmm's "t" is what --test knha asks for
-    if has_mods:
-        m = out["qm_df"][0]
-        if t_tests:
-            lines.append(
-                f"Test of Moderators (coefficients 2:{len(out['coef'])}): F(df1 = {m}, df2 = "
-                f"{out['qm_df'][1]:g}) = {_fmt(out['qm'])}, p-val {_p_phrase(out['qm_p'])}"
-            )
-        else:
-            lines.append(
-                f"Test of Moderators (coefficients 2:{len(out['coef'])}): QM(df = {m}) = "
-                f"{_fmt(out['qm'])}, p-val {_p_phrase(out['qm_p'])}"
-            )
-        lines.append("")
-    lines.append("Model Results:")
-    lines.append("")
-    stat = "tval" if t_tests else "zval"
-    names = out.get("coef_names") or ["estimate"]
-    width = max(len(n) for n in names) + 2
-    header = f"{'':{width}}{'estimate':>10}{'se':>9}{stat:>9}{'pval':>9}{'ci.lb':>9}{'ci.ub':>9}"
-    lines.append(header if has_mods else header[width:])
-    coefs = out["coef"] if has_mods else [out["estimate"]]
-    ses = out["se"] if has_mods else [out["se"]]
-    pvals = out["pval"] if has_mods else [out["pval"]]
-    lbs = out["ci_lb"] if has_mods else [out["ci_lb"]]
-    ubs = out["ci_ub"] if has_mods else [out["ci_ub"]]
-    zvals = [c / s if s else math.nan for c, s in zip(coefs, ses)]
-    for name, c, s, z, p, lb, ub in zip(names, coefs, ses, zvals, pvals, lbs, ubs):
-        row = (f"{_fmt(c):>10}{_fmt(s):>9}{_fmt(z):>9}{_fmt_p(p):>9}{_fmt(lb):>9}"
-               f"{_fmt(ub):>9}  {_stars(p)}")
-        lines.append(f"{name:{width}}{row}" if has_mods else row)
-    lines.append("")
-    lines.append("---")
-    lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
-    if extra:
-        lines.append("")
-        lines.extend(extra)
-    return "\n".join(lines)
+def _summary_text(res: Any, out: dict[str, Any], extra: list[str]) -> str:
+    """metafor's ``print.rma`` text of the fit (on the result), then the back-transformed extras."""
+    tau2_ci = None
+    if out.get("tau2_ci_lb") is not None:
+        tau2_ci = (out["tau2_ci_lb"], out["tau2_ci_ub"])
+    text = format_rma(res, tau2_ci=tau2_ci)
+    return text + ("\n\n" + "\n".join(extra) if extra else "")
 
 
 @click.command("pool")
@@ -469,4 +371,4 @@ def pool(
     if as_json:
         click.echo(json.dumps(_clean(out), allow_nan=False))
     else:
-        click.echo(_summary_text(res, method, _clean(out), extra))
+        click.echo(_summary_text(res, _clean(out), extra))

@@ -32,6 +32,7 @@ __all__ = [
     "PROPORTION_MEASURES",
     "COMPARATIVE_MEASURES",
     "EffectSizes",
+    "escalc",
     "escalc_proportion",
     "escalc_2x2",
     "log_hr_from_ci",
@@ -345,3 +346,59 @@ def ci_wilson(events: Any, total: Any, level: float = 95.0) -> tuple[np.ndarray,
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     den = 1 + z**2 / n
     return np.maximum(0.0, (centre - half) / den), np.minimum(1.0, (centre + half) / den)
+
+
+def escalc(
+    measure: str,
+    *,
+    xi: Any = None,
+    ni: Any = None,
+    ai: Any = None,
+    bi: Any = None,
+    ci: Any = None,
+    di: Any = None,
+    n1i: Any = None,
+    n2i: Any = None,
+    add: float | None = None,
+    to: str = "only0",
+) -> EffectSizes:
+    """Effect sizes and sampling variances, with metafor's ``escalc`` argument names.
+
+    - proportions (``"PR"``, ``"PLN"``, ``"PLO"``, ``"PAS"``, ``"PFT"``): ``xi`` events out of
+      ``ni`` (see :func:`escalc_proportion`);
+    - 2x2 tables (``"RR"``, ``"OR"``, ``"RD"``): ``ai``/``ci`` events in the experimental and
+      control arms, with either the arm sizes ``n1i``/``n2i`` or the non-events ``bi``/``di``
+      (see :func:`escalc_2x2`).
+
+    ``add`` and ``to`` are metafor's continuity correction (default: 1/2 added to the studies
+    with a zero cell, ``to="only0"``; no correction by default for ``"PR"``-free measures as
+    :func:`escalc_proportion` documents).
+
+    Examples
+    --------
+    >>> es = escalc("PLO", xi=[27, 58], ni=[70, 98])
+    >>> [round(float(v), 4) for v in es.yi]
+    [-0.4654, 0.3716]
+    >>> rr = escalc("RR", ai=[10, 3], n1i=[50, 40], ci=[5, 0], n2i=[50, 38])
+    >>> round(float(rr.yi[0]), 4)
+    0.6931
+    """
+    m = str(measure).upper()
+    if m in PROPORTION_MEASURES:
+        if xi is None or ni is None:
+            raise ValueError(f"measure {m!r} needs xi (events) and ni (totals)")
+        return escalc_proportion(m, xi, ni, add=add, to=to)
+    if m in COMPARATIVE_MEASURES:
+        if ai is None or ci is None:
+            raise ValueError(f"measure {m!r} needs ai and ci (events per arm)")
+        if n1i is None:
+            if bi is None:
+                raise ValueError("give n1i (or bi, the non-events of the first arm)")
+            n1i = np.asarray(ai, dtype=float) + np.asarray(bi, dtype=float)
+        if n2i is None:
+            if di is None:
+                raise ValueError("give n2i (or di, the non-events of the second arm)")
+            n2i = np.asarray(ci, dtype=float) + np.asarray(di, dtype=float)
+        return escalc_2x2(m, ai, n1i, ci, n2i, add=0.5 if add is None else add, to=to)
+    raise ValueError(f"unknown measure {measure!r}; choose one of "
+                     f"{PROPORTION_MEASURES + COMPARATIVE_MEASURES}")

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.special import expit, gammaln, logsumexp
 
+from blinameta.frequentist._present import RmaPresentation
 from blinameta.errors import UserError
 from blinameta.frequentist.rma import ModelMatrix, model_matrix
 
@@ -60,7 +61,7 @@ class GlmmPrediction:
 
 
 @dataclass(frozen=True)
-class GlmmResult:
+class GlmmResult(RmaPresentation):
     """A fitted binomial-normal model; names follow metafor's ``rma.glmm`` object.
 
     ``beta``, ``se``, ``ci_lb``, ``ci_ub`` are on the logit scale. ``i2`` is a percentage (as

@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from blinameta.frequentist._present import RmaPresentation
+
 __all__ = [
     "RmaResult",
     "RmaBatchResult",
@@ -48,6 +50,7 @@ __all__ = [
     "ModelMatrix",
     "METHODS",
     "DEFAULT_CONTROL",
+    "METAFOR_CONTROL",
 ]
 
 #: Estimators of tau^2 accepted by :func:`rma` ("FE" is an alias of "EE").
@@ -66,6 +69,12 @@ DEFAULT_CONTROL: dict[str, Any] = {
     "stepadj": 1.0,
     "ll0check": True,
 }
+
+#: metafor's own defaults (``rma.uni``: ``threshold=1e-5``, ``tol=.Machine$double.eps^0.25``,
+#: ``maxiter=100``): pass ``control=METAFOR_CONTROL`` (``blinameta pool --control metafor``) to get
+#: the numbers of a default ``rma()`` call to print precision.
+METAFOR_CONTROL: dict[str, Any] = {"threshold": 1e-5, "tol": float(np.finfo(float).eps) ** 0.25,
+                                   "maxiter": 100}
 
 _EPS = np.finfo(float).eps
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -466,7 +475,7 @@ def _fixed_effects(
 
 
 @dataclass(frozen=True)
-class RmaResult:
+class RmaResult(RmaPresentation):
     """A fitted ``rma`` model (field names follow metafor's ``rma.uni`` object).
 
     Attributes

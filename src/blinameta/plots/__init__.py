@@ -1,8 +1,9 @@
 """Figures for the report: forest, funnel, bubble, posterior, shrinkage and Baujat plots.
 
 Each function takes already-computed numbers (plots never refit a model), writes ``stem.png``
-(150 dpi) and ``stem.svg`` next to each other atomically, and returns the two paths. The SVG
-keeps text as text and is byte-for-byte reproducible.
+(150 dpi) and ``stem.svg`` next to each other atomically, and returns the two paths; with
+``stem=None`` it writes nothing and returns the matplotlib Figure. The SVG keeps text as text and
+is byte-for-byte reproducible.
 """
 
 from __future__ import annotations

@@ -248,13 +248,17 @@ def stem_path(stem: str | os.PathLike[str]) -> Path:
     return p
 
 
-def save(fig: Figure, stem: str | os.PathLike[str],
-         tooltips: Mapping[str, str] | None = None) -> list[Path]:
+def save(fig: Figure, stem: str | os.PathLike[str] | None,
+         tooltips: Mapping[str, str] | None = None) -> list[Path] | Figure:
     """Write ``stem.png`` (dpi 150) and ``stem.svg`` atomically; return both paths.
 
     The SVG carries no date and uses a fixed hash salt, so a rerun gives identical bytes.
     ``tooltips`` maps artist gids to text added as SVG ``<title>`` elements.
+    With ``stem=None`` nothing is written and the Figure itself is returned (the Python API's
+    ``res.forest()``; every plot function passes its ``stem`` through to here).
     """
+    if stem is None:
+        return fig
     base = stem_path(stem)
     base.parent.mkdir(parents=True, exist_ok=True)
     png_path = base.parent / (base.name + ".png")
