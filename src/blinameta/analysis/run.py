@@ -95,6 +95,7 @@ class AnalysisResult:
     sensitivity: tuple[Sensitivity, ...] = ()
     notes: tuple[str, ...] = ()
     study_ci: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    primary: Any = None  # blinameta.analysis.primary.Primary (None when no study qualifies)
 
     @property
     def k(self) -> int:
@@ -103,6 +104,18 @@ class AnalysisResult:
     @property
     def patients(self) -> int:
         return int(self.selection.rows["total"].sum()) if self.k else 0
+
+    def methods_summary(self) -> dict[str, Any]:
+        """The methods layer's part of summary.json: headline, primary flags and decision threshold."""
+        spec = self.spec
+        out: dict[str, Any] = {
+            "primary": self.primary.to_dict() if self.primary is not None else None,
+            "primary_for_outcome": spec.primary_for_outcome,
+            "headline": spec.headline,
+            "decision_threshold": spec.decision_threshold.model_dump() if spec.decision_threshold else None,
+            "sensitivity_margin": spec.margin,
+        }
+        return out
 
     def to_display(self, values: Any) -> np.ndarray:
         """Effect scale -> display scale (proportion or ratio)."""
@@ -282,6 +295,7 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
             est, lb, ub = (1 / (1 + np.exp(-np.array([g.beta[0], g.ci_lb[0], g.ci_ub[0]]))))
             sensitivity.append(Sensitivity("binomial-normal GLMM (exact likelihood)", k, float(est), float(lb), float(ub),
                                            float(g.tau2), float(g.i2), tuple(selection.study_ids)))
+    parts["primary"] = _primary(spec, selection, parts.get("bayes"), study_ci, yi, notes)
     if k < 3:
         notes.append(f"only {k} stud{'y' if k == 1 else 'ies'}: estimates of heterogeneity are unreliable")
     if main is not None and main.i2 > 50:
@@ -293,18 +307,57 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
     )
 
 
-def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.ndarray):
+def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, prior_tau: str | None = None):
+    """Exact-path Bayesian fit (binomial-normal for proportions, normal-normal for log ratios)."""
     from blinameta.bayes.exact import fit_exact
     from blinameta.bayes.models import binomial_normal, normal_normal
 
     labels = list(rows["label"])
     b = spec.bayes
+    tau = b.prior_tau if prior_tau is None else prior_tau
     if spec.kind == "proportion":
         model = binomial_normal(rows["events"].to_numpy(int), rows["total"].to_numpy(int), study=labels,
-                                prior_mu=b.prior_mu, prior_tau=b.prior_tau)
-        return fit_exact(model, thresholds=tuple(b.thresholds))
-    model = normal_normal(yi, vi, study=labels, prior_mu=b.prior_mu, prior_tau=b.prior_tau)
+                                prior_mu=b.prior_mu, prior_tau=tau)
+        return fit_exact(model, thresholds=exceedance_thresholds(spec))
+    model = normal_normal(yi, vi, study=labels, prior_mu=b.prior_mu, prior_tau=tau)
     return fit_exact(model)
+
+
+def exceedance_thresholds(spec: AnalysisSpec) -> tuple[float, ...]:
+    """The model's exceedance thresholds and its decision threshold, sorted."""
+    values = set(spec.bayes.thresholds)
+    if spec.decision_threshold is not None and spec.kind == "proportion":
+        values.add(spec.decision_threshold.value)
+    return tuple(sorted(values))
+
+
+def _primary(spec: AnalysisSpec, selection: Selection, bayes, study_ci, yi, notes: list[str]):
+    """The headline: the Bayesian posterior (k >= 2) or the single study's own estimate."""
+    from blinameta.analysis.primary import primary_from_bayes, primary_single_study
+
+    rows = selection.rows
+    k = selection.k
+    patients = int(rows["total"].sum()) if k else 0
+    if spec.kind == "proportion":
+        events = int(rows["events"].sum())
+    elif spec.kind == "risk_ratio":
+        events = int(rows["ai"].sum() + rows["ci"].sum())
+    else:
+        events = None
+    if k == 1:
+        if spec.kind == "proportion":
+            est = float(rows["events"].iloc[0]) / float(rows["total"].iloc[0])
+            lb, ub = float(study_ci[0][0]), float(study_ci[1][0])
+        elif spec.kind == "hazard_ratio":
+            est, lb, ub = float(rows["hr"].iloc[0]), float(rows["ci_lb"].iloc[0]), float(rows["ci_ub"].iloc[0])
+        else:
+            est, lb, ub = (float(v) for v in np.exp([yi[0], study_ci[0][0], study_ci[1][0]]))
+        return primary_single_study(spec, estimate=est, ci_lb=lb, ci_ub=ub, patients=patients, events=events,
+                                    label=str(rows["label"].iloc[0]))
+    if bayes is None:
+        notes.append("no headline estimate: the Bayesian model could not be fitted")
+        return None
+    return _try(notes, "headline estimate", primary_from_bayes, spec, bayes, k=k, patients=patients, events=events)
 
 
 def _metaregression(spec: AnalysisSpec, rows: pd.DataFrame, yi, vi, moderator: str, notes: list[str]):

@@ -13,19 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blinameta.errors import UserError
 from blinameta.evidence.loader import Problem, format_path
 from blinameta.evidence.schema import ID_PATTERN, Review
-from blinameta.evidence.yamlsafe import parse_yaml
+from blinameta.evidence.yamlsafe import ParsedYaml, parse_yaml
 
 __all__ = [
     "FrequentistSettings",
     "BayesSettings",
     "SensitivitySettings",
     "Exclusion",
+    "DecisionThreshold",
+    "GradeDomainOverride",
+    "GradeSettings",
+    "GRADE_DOMAINS",
+    "SHARE_MODERATORS",
     "AnalysisSpec",
+    "primary_spec",
     "FILTER_COLUMNS",
     "load_specs",
     "load_specs_or_fail",
@@ -80,6 +86,50 @@ class SensitivitySettings(_Spec):
     leave_one_out: bool = True
 
 
+class DecisionThreshold(_Spec):
+    """The value that separates a worthwhile result from one that is not, for this outcome.
+
+    A fraction for proportions, a ratio for hazard or risk ratios. ``direction`` says on which
+    side the desirable results lie: ``above`` (e.g. complete remission) or ``below`` (toxicity,
+    a hazard ratio of death). It is the review team's judgement, stated with its reason in
+    ``text``; GRADE rates imprecision and inconsistency against it (Schünemann et al.,
+    GRADE Handbook 5.2; Guyatt et al. 2011, J Clin Epidemiol 64:1283), the sensitivity strip
+    flags rows that cross it, and the design tools take it as the default p0.
+    """
+
+    value: float = Field(gt=0.0, description="Fraction (proportions) or ratio (HR, RR).")
+    direction: Literal["above", "below"] = Field(
+        description="Where the desirable results lie: above or below the value.")
+    text: str = Field(min_length=10, max_length=1000,
+                      description="Why this value: the clinical justification, in one or two sentences.")
+
+    def favourable(self, value: float) -> bool:
+        """Whether ``value`` lies on the desirable side of the threshold."""
+        return value > self.value if self.direction == "above" else value < self.value
+
+
+#: GRADE domains that can lower the certainty of a body of evidence (GRADE Handbook 5.1).
+GRADE_DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
+
+#: Continuous moderators (cohort-level shares, 0..1) of the tidy table (evidence v2).
+SHARE_MODERATORS = ("share_refractory", "share_first_relapse", "share_second_or_later", "share_post_hsct",
+                    "share_ge5", "share_ge25")
+
+
+class GradeDomainOverride(_Spec):
+    """The review team's judgement for one GRADE domain, replacing the computed one."""
+
+    levels: int = Field(ge=0, le=2, description="Levels to rate down in this domain (0, 1 or 2).")
+    reason: str = Field(min_length=10, max_length=1000, description="Why the computed judgement is overridden.")
+
+
+class GradeSettings(_Spec):
+    """Overrides of the computed GRADE judgements, each with its reason."""
+
+    override: dict[Literal["risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias"],
+                   GradeDomainOverride] = Field(default_factory=dict)
+
+
 class Exclusion(_Spec):
     """A publication excluded by hand, with the reason."""
 
@@ -117,6 +167,41 @@ class AnalysisSpec(_Spec):
     bayes: BayesSettings = Field(default_factory=BayesSettings)
     sensitivity: SensitivitySettings = Field(default_factory=SensitivitySettings)
     order: int = Field(default=100, description="Position in the report's summary table.")
+    primary_for_outcome: bool = Field(
+        default=False,
+        description="This is the outcome's primary analysis (summary of findings, query --outcome); "
+        "exactly one per outcome code.")
+    headline: Literal["bayes_binomial_normal", "bayes_normal_normal"] | None = Field(
+        default=None,
+        description="The headline method: the Bayesian binomial-normal model for proportions, "
+        "the normal-normal model on the log scale for ratios (filled in from kind when omitted).")
+    decision_threshold: DecisionThreshold | None = None
+    sensitivity_margin: float | None = Field(
+        default=None, gt=0.0, lt=1.0,
+        description="A sensitivity row 'moves the estimate' when it differs by more than this: absolute "
+        "for proportions (default 0.05), relative for ratios (default 0.10).")
+    include_external: bool = Field(
+        default=False, description="Pool numbers from outside the source documents (evidence v2 'external').")
+    exploratory_moderators: list[str] = Field(
+        default_factory=list,
+        description="Continuous cohort-level shares (share_ge5, share_first_relapse, ...) for exploratory "
+        "Bayesian and GLMM meta-regressions, one at a time.")
+    grade: GradeSettings = Field(default_factory=GradeSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_headline(cls, data):
+        if isinstance(data, dict) and data.get("headline") is None:
+            kind = data.get("kind", "proportion")
+            data = {**data, "headline": "bayes_binomial_normal" if kind == "proportion" else "bayes_normal_normal"}
+        return data
+
+    @property
+    def margin(self) -> float:
+        """The sensitivity margin with its default (0.05 absolute, or 10% relative for ratios)."""
+        if self.sensitivity_margin is not None:
+            return self.sensitivity_margin
+        return 0.05 if self.kind == "proportion" else 0.10
 
     @field_validator("filter")
     @classmethod
@@ -175,7 +260,75 @@ def check_spec(spec: AnalysisSpec, review: Review, publication_ids: set[str]) ->
     for i, exclusion in enumerate(spec.exclude):
         if exclusion.id not in publication_ids:
             problems.append((("exclude", i, "id"), f"no publication {exclusion.id!r} in the evidence"))
+    expected = "bayes_binomial_normal" if spec.kind == "proportion" else "bayes_normal_normal"
+    if spec.headline != expected:
+        problems.append((("headline",), f"a {spec.kind} analysis is headlined by {expected}, not {spec.headline}"))
+    threshold = spec.decision_threshold
+    if threshold is not None and spec.kind == "proportion" and not threshold.value < 1.0:
+        problems.append((("decision_threshold", "value"),
+                         f"a proportion's decision threshold is a fraction between 0 and 1, not {threshold.value:g}"))
+    for i, moderator in enumerate(spec.exploratory_moderators):
+        if spec.kind != "proportion":
+            problems.append((("exploratory_moderators", i), "exploratory moderators apply to proportions only"))
+        elif moderator not in SHARE_MODERATORS:
+            problems.append((("exploratory_moderators", i),
+                             f"unknown share {moderator!r}; known: {', '.join(SHARE_MODERATORS)}"))
     return problems
+
+
+def _primary_problems(specs: list[AnalysisSpec], files: dict[str, Path], lines: dict[str, ParsedYaml]) -> list[Problem]:
+    """Exactly one primary analysis per outcome code (one model alone is its outcome's primary)."""
+    problems: list[Problem] = []
+    by_outcome: dict[str, list[AnalysisSpec]] = {}
+    for spec in specs:
+        by_outcome.setdefault(spec.outcome, []).append(spec)
+    for outcome, group in sorted(by_outcome.items()):
+        primary = [s for s in group if s.primary_for_outcome]
+        if len(primary) > 1:
+            names = ", ".join(files[s.id].name for s in primary)
+            for s in primary:
+                problems.append(Problem(files[s.id], lines[s.id].line_of(("primary_for_outcome",)), "primary_for_outcome",
+                                        f"{len(primary)} models are the primary analysis of outcome {outcome!r} "
+                                        f"({names}); mark exactly one"))
+        elif not primary and len(group) > 1:
+            names = ", ".join(files[s.id].name for s in group)
+            for s in group:
+                problems.append(Problem(files[s.id], lines[s.id].line_of(()), "primary_for_outcome",
+                                        f"none of the models of outcome {outcome!r} ({names}) is its primary analysis; "
+                                        "set primary_for_outcome: true in exactly one"))
+    return problems
+
+
+def primary_spec(specs, outcome: str) -> AnalysisSpec | None:
+    """The primary analysis of ``outcome``: the model flagged ``primary_for_outcome``, or the only one.
+
+    Parameters
+    ----------
+    specs : iterable of AnalysisSpec
+    outcome : str
+        Outcome code of the review.
+
+    Returns
+    -------
+    AnalysisSpec or None
+        ``None`` when no model analyses ``outcome``.
+
+    Raises
+    ------
+    UserError
+        When several models analyse ``outcome`` and not exactly one is flagged (the loader
+        reports this too, with file and line).
+    """
+    group = [s for s in specs if s.outcome == outcome]
+    flagged = [s for s in group if s.primary_for_outcome]
+    if len(flagged) == 1:
+        return flagged[0]
+    if not flagged and len(group) == 1:
+        return group[0]
+    if not group:
+        return None
+    raise UserError(f"outcome {outcome!r}: {len(flagged)} of its {len(group)} models are flagged "
+                    f"primary_for_outcome ({', '.join(s.id for s in group)}); flag exactly one")
 
 
 def load_specs(directory: str | Path, review: Review, publication_ids: set[str]) -> _Loaded:
@@ -183,6 +336,7 @@ def load_specs(directory: str | Path, review: Review, publication_ids: set[str])
     directory = Path(directory)
     specs: list[AnalysisSpec] = []
     files: dict[str, Path] = {}
+    lines: dict[str, ParsedYaml] = {}
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.yaml")):
         parsed, yaml_problems = parse_yaml(path)
@@ -210,6 +364,8 @@ def load_specs(directory: str | Path, review: Review, publication_ids: set[str])
             problems.append(Problem(path, parsed.line_of(loc), format_path(loc), message))
         specs.append(spec)
         files[spec.id] = path
+        lines[spec.id] = parsed
+    problems.extend(_primary_problems(specs, files, lines))
     return _Loaded(tuple(sorted(specs, key=lambda s: (s.order, s.id))), files, tuple(problems))
 
 

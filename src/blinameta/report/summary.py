@@ -102,6 +102,7 @@ def summarise(result: AnalysisResult) -> dict[str, Any]:
          "tau2": _f(s.tau2), "i2": _f(s.i2), "studies": list(s.studies)}
         for s in result.sensitivity
     ]
+    out.update(result.methods_summary())
     return _clean(out)
 
 
