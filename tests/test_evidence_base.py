@@ -68,6 +68,27 @@ def test_overlaps_are_declared_both_ways(evidence):
             assert overlap.with_ in ids
             other = evidence.publication(overlap.with_)
             assert pub.id in {o.with_ for o in other.overlaps}, f"{pub.id} -> {other.id} not declared back"
+            back = {o.with_: o.relation for o in other.overlaps}[pub.id]
+            inverse = {"subset": "superset", "superset": "subset"}.get(overlap.relation, overlap.relation)
+            assert back == inverse, f"{pub.id} is {overlap.relation} of {other.id}, which says {back}"
+
+
+def test_overlaps_are_transitively_declared(evidence):
+    """If A overlaps B and C is within B (same patients or a subset), A declares C too."""
+    declared = {p.id: {o.with_: o.relation for o in p.overlaps} for p in evidence.publications}
+    for a, partners in declared.items():
+        for b in partners:
+            for c, relation in declared[b].items():
+                if relation in ("superset", "same_patients") and c != a:
+                    assert c in partners, f"{a} overlaps {b}, which contains {c}; {a} must declare {c}"
+
+
+def test_tuebingen_overlaps_the_whole_phase_1_2_and_rialto_families(evidence):
+    # evidence audit, section 4, problem 1
+    tuebingen = {o.with_ for o in evidence.publication("queudeville2021").overlaps}
+    assert {"vonstackelberg2016", "gore2018", "locatelli2020_historical", "brown2019_day15mrd",
+            "mejstrikova2017", "locatelli2020_rialto", "locatelli2022_rialto", "handgretinger2011",
+            "schlegel2014"} <= tuebingen
 
 
 def test_short_course_patient_table(evidence):

@@ -33,7 +33,7 @@ def test_pass_files_have_no_errors():
     problems, evidence = _problems(files)
     errors = [p.format() for p in problems if p.severity == "error"]
     assert errors == []
-    assert {p.id for p in evidence.publications} == {"full", "minimal"}
+    assert {p.id for p in evidence.publications} == {"full", "minimal", "v2"}
 
 
 def test_pass_files_flag_their_discrepancies():
@@ -75,3 +75,33 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path):
     evidence = load_evidence(tmp_path)
     fields = {p.field for p in evidence.problems}
     assert {"year", "design"} <= fields
+
+
+def test_one_file_resolves_its_overlaps_against_its_folder():
+    # newcomer audit B2: validating one file must not reject overlaps with its neighbours
+    evidence_dir = Path(__file__).parent.parent / "evidence"
+    evidence = load_evidence(evidence_dir, [evidence_dir / "gore2018.yaml"])
+    assert [p.format() for p in evidence.problems if p.severity == "error"] == []
+    assert len(evidence.publications) == 1
+
+
+def _tmp_folder(tmp_path: Path, bodies: dict[str, str]) -> None:
+    (tmp_path / "review.yaml").write_text((CASES / "review.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    minimal = (CASES / "pass" / "minimal.yaml").read_text(encoding="utf-8")
+    for pid, overlaps in bodies.items():
+        body = minimal.replace("id: minimal", f"id: {pid}").split("overlaps:")[0]
+        body += "overlaps:\n" + overlaps + minimal[minimal.index("cohorts:"):]
+        (tmp_path / f"{pid}.yaml").write_text(body, encoding="utf-8")
+
+
+def test_overlaps_that_are_not_transitively_declared_are_warned(tmp_path: Path):
+    # a ⊃ b ⊃ ... : c overlaps a, b is a subset of a, but c does not declare b
+    _tmp_folder(tmp_path, {
+        "a": "  - {with: b, relation: superset, note: x}\n  - {with: c, relation: partial, note: x}\n",
+        "b": "  - {with: a, relation: subset, note: x}\n",
+        "c": "  - {with: a, relation: partial, note: x}\n",
+    })
+    evidence = load_evidence(tmp_path)
+    assert [p for p in evidence.problems if p.severity == "error"] == []
+    (warning,) = [p for p in evidence.problems if p.severity == "warning" and "within" in p.message]
+    assert warning.file.name == "c.yaml" and "b is within a" in warning.message

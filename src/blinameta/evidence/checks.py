@@ -10,7 +10,9 @@ unknown tool, a missing, repeated or unknown item, or a judgement the tool does 
 
 Flagged discrepancies (kept, not errors): a printed percentage that does not match
 events/total, alternative readings of a contradictory source, a patient table whose size
-differs from its cohort's n. Warnings: a stated overall risk of bias that differs from the
+differs from its cohort's n. Warnings: an overlap that is not transitively consistent (A
+overlaps B, C is the same patients as B or a subset of them, and A does not declare C); a stated
+overall risk of bias that differs from the
 tool's rule (:func:`blinameta.evidence.rob.overall_from_items`) without an ``override:``
 reason; a publication with results but no risk-of-bias block (severity
 :data:`MISSING_RISK_OF_BIAS_SEVERITY`).
@@ -167,6 +169,13 @@ def _check_publication(
             report(("overlaps", i, "relation"),
                    f"{pub.id} is {overlap.relation} of {overlap.with_}, but {overlap.with_} declares "
                    f"{back[pub.id]!r} back; the inverse relation is {inverse!r}")
+        # transitive consistency: whoever is within the other publication may share our patients
+        within = sorted(c for c, rel in back.items() if rel in ("superset", "same_patients")
+                        and c != pub.id and c not in {o.with_ for o in pub.overlaps})
+        if within:
+            report(loc, f"{', '.join(within)} {'is' if len(within) == 1 else 'are'} within {overlap.with_} "
+                        f"(same patients or a subset), which {pub.id} overlaps: declare "
+                        f"{'it' if len(within) == 1 else 'them'} too (e.g. relation: partial)", "warning")
     _check_moderators(review, pub.moderators, ("moderators",), report)
 
     cohorts = {c.id: c for c in pub.cohorts}
@@ -219,8 +228,6 @@ def _check_publication(
         if survival and outcome.time_months is None and outcome.median is None:
             report(loc, f"survival row ({outcome.code}) without a time point: give 'time_months' "
                         "(with 'percent') or a 'median'")
-        if survival and outcome.percent is None and outcome.median is None and outcome.events is not None:
-            report(loc, f"survival row ({outcome.code}) needs 'percent' at time_months or a 'median'")
         if not survival and (outcome.time_months is not None or outcome.median is not None
                              or outcome.n_at_risk is not None):
             report(loc, f"time_months, median and n_at_risk belong to survival rows; {outcome.code} is a proportion")
