@@ -70,11 +70,16 @@ def test_table_command_csv_and_json(tmp_path, capsys):
     assert len(rows) == 3
 
 
-def test_new_writes_a_valid_template_and_never_overwrites(tmp_path, capsys):
+def test_new_writes_a_template_that_fails_only_on_its_placeholders(tmp_path, capsys):
+    """The template loads (every value has the right type) but every placeholder is an error
+    naming its field, until the curator replaces it; ``new`` never overwrites."""
     shutil.copy(ROOT / "evidence" / "review.yaml", tmp_path / "review.yaml")
     assert main(["new", "smith2024", "--evidence", str(tmp_path)]) == 0
     evidence = load_evidence(tmp_path)
-    assert [p.format() for p in evidence.problems if p.severity == "error"] == []
+    assert [p.id for p in evidence.publications] == ["smith2024"]
+    errors = [p for p in evidence.problems if p.severity == "error"]
+    assert errors and all("placeholder" in p.message for p in errors)
+    assert {"first_author", "title", "doi", "outcomes[0].provenance[0].quote"} <= {p.field for p in errors}
     before = (tmp_path / "smith2024.yaml").read_bytes()
     assert main(["new", "smith2024", "--evidence", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "table": "blinameta.commands.table:table",
     "schema": "blinameta.commands.schema:schema",
     "new": "blinameta.commands.new:new",
+    "init": "blinameta.commands.init:init",
     "pool": "blinameta.commands.pool:pool",
     "bayes": "blinameta.commands.bayes:bayes",
     "report": "blinameta.commands.report:report",

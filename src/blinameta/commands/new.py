@@ -15,10 +15,33 @@ from blinameta.io import atomic_write_text
 __all__ = ["new", "template_text"]
 
 
-def template_text(publication_id: str) -> str:
-    """The commented template for a publication with this id."""
+def template_text(publication_id: str, *, source: str = "replace_me", outcome: str = "cr") -> str:
+    """The commented template for a publication with this id.
+
+    ``source`` and ``outcome`` are the keys written into the example: by default the first source
+    document and the first outcome code of the review the file is created for.
+    """
     text = files("blinameta").joinpath("templates/publication.yaml").read_text(encoding="utf-8")
-    return text.format(id=publication_id)
+    pad = " " * max(1, 24 - len(outcome))
+    return text.format(id=publication_id, source=source, outcome=outcome, pad=pad)
+
+
+def _review_keys(evidence_dir: Path) -> tuple[str, str]:
+    """First source key and first outcome code of the review file, read leniently."""
+    from blinameta.evidence.yamlsafe import parse_yaml
+
+    source, outcome = "replace_me", "cr"
+    review = evidence_dir / "review.yaml"
+    if review.is_file():
+        parsed, _ = parse_yaml(review)
+        value = parsed.value if parsed is not None and isinstance(parsed.value, dict) else {}
+        sources = value.get("sources")
+        outcomes = value.get("outcomes")
+        if isinstance(sources, dict) and sources:
+            source = str(next(iter(sources)))
+        if isinstance(outcomes, dict) and outcomes:
+            outcome = str(next(iter(outcomes)))
+    return source, outcome
 
 
 @click.command()
@@ -37,5 +60,7 @@ def new(publication_id: str, evidence_dir: Path) -> None:
     target = evidence_dir / f"{publication_id}.yaml"
     if target.exists():
         raise UserError(f"{target}: already exists; not overwritten")
-    atomic_write_text(target, template_text(publication_id), exclusive=True)
+    source, outcome = _review_keys(evidence_dir)
+    atomic_write_text(target, template_text(publication_id, source=source, outcome=outcome),
+                      exclusive=True)
     click.echo(f"wrote {target}; fill it in, then run: blinameta validate {target}")

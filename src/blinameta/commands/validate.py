@@ -14,19 +14,39 @@ __all__ = ["validate", "default_sources_dir"]
 
 
 def default_sources_dir(evidence_dir: Path) -> Path | None:
-    """``$BLINAMETA_SOURCES``, else ``../shared/seeds`` beside the project, if it exists."""
+    """Where the source documents are, in this order: ``$BLINAMETA_SOURCES``; the review file's
+    ``sources_dir`` (relative to the evidence folder); ``../shared/seeds`` beside the project, if
+    it exists."""
     env = os.environ.get("BLINAMETA_SOURCES")
     if env:
         return Path(env)
+    configured = _configured_sources_dir(evidence_dir)
+    if configured is not None:
+        return configured
     candidate = evidence_dir.resolve().parent.parent / "shared" / "seeds"
     return candidate if candidate.is_dir() else None
+
+
+def _configured_sources_dir(evidence_dir: Path) -> Path | None:
+    """The review file's ``sources_dir`` setting, resolved against the evidence folder."""
+    from blinameta.evidence.yamlsafe import parse_yaml
+
+    review = evidence_dir / REVIEW_FILE
+    if not review.is_file():
+        return None
+    parsed, _ = parse_yaml(review)
+    value = parsed.value.get("sources_dir") if parsed is not None and isinstance(parsed.value, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return (evidence_dir / value).resolve()
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--sources", "sources_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of the source documents; quotes are checked against them. "
-              "Default: $BLINAMETA_SOURCES or ../shared/seeds beside the project, if present.")
+              "Default: $BLINAMETA_SOURCES, else sources_dir in review.yaml, else ../shared/seeds "
+              "beside the project, if present.")
 @click.option("--no-sources", is_flag=True, help="Do not check quotes against the sources.")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors only, not flagged discrepancies.")
 def validate(paths: tuple[Path, ...], sources_dir: Path | None, no_sources: bool, quiet: bool) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from blinameta.evidence.loader import Evidence, Problem, evidence_files, format_path
+from blinameta.evidence.placeholders import placeholder_fields
 from blinameta.evidence.rob import overall_from_items, worst
 from blinameta.evidence.schema import Derivation, External, Provenance, Publication, RobItem
 from blinameta.evidence.yamlsafe import parse_yaml
@@ -103,6 +104,9 @@ def check_evidence(evidence: Evidence) -> list[Problem]:
 
         _check_publication(evidence, publication, path, index, report)
         _check_risk_of_bias(evidence, publication, report)
+        for loc, text in placeholder_fields(parsed.value):
+            report(loc, f"still holds the template's placeholder {text!r}: replace it with the "
+                        "publication's own value")
     return problems
 
 

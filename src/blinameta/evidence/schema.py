@@ -210,7 +210,7 @@ class Review(_Record):
     id: Identifier
     title: ShortText
     question: Text
-    sources: dict[Identifier, SourceDocument] = Field(min_length=1)
+    sources: dict[Identifier, SourceDocument] = Field(default_factory=dict)
     outcomes: dict[Identifier, OutcomeDefinition] = Field(min_length=1)
     moderators: dict[Identifier, ModeratorDefinition] = Field(default_factory=dict)
     risk_of_bias_tools: dict[Identifier, RiskOfBiasTool] = Field(default_factory=dict)

@@ -76,6 +76,16 @@ def _rows_json(selection) -> Any:
     return json.loads(rows.to_json(orient="records", double_precision=15))
 
 
+def _quoted_sources(evidence: Evidence, selection) -> dict[str, Any]:
+    """The source documents the selected publications quote (so that registering a new source
+    document changes only the analyses whose publications quote it)."""
+    used = set(selection.rows["study_id"]) if not selection.rows.empty else set()
+    used |= {e.study_id for e in selection.excluded if e.kind != "no_data"}
+    keys = sorted({key for pub in evidence.publications if pub.id in used for key in pub.reported_in})
+    sources = evidence.review.sources
+    return {key: sources[key].model_dump(mode="json") for key in keys if key in sources}
+
+
 def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
     """Hash of everything an analysis page depends on (not of publications it never uses)."""
     main = select(evidence, spec)
@@ -83,7 +93,8 @@ def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
         "format": REPORT_FORMAT,
         "blinameta": _package_versions()["blinameta"],
         "spec": spec.model_dump(mode="json"),
-        "review": evidence.review.model_dump(mode="json", include={"outcomes", "moderators", "sources"}),
+        "review": evidence.review.model_dump(mode="json", include={"outcomes", "moderators"}),
+        "sources": _quoted_sources(evidence, main),
         "rows": _rows_json(main),
         "excluded": [e.to_dict() for e in main.excluded if e.kind != "no_data"],
         "alternative": _rows_json(select(evidence, spec, readings="alternative")) if spec.kind != "hazard_ratio" else [],
