@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "rma": "blinameta.frequentist.rma",
     "rma_batch": "blinameta.frequentist.rma",
     "RmaResult": "blinameta.frequentist.rma",
+    "METAFOR_CONTROL": "blinameta.frequentist.rma",
     "rma_glmm": "blinameta.frequentist.glmm",
     "GlmmResult": "blinameta.frequentist.glmm",
     "predict": "blinameta.frequentist.predict",
