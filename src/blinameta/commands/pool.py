@@ -305,7 +305,8 @@ def pool(
         except ValueError:
             pass
     if has_mods:
-        out.update(qm=res.qm, qm_p=res.qm_p, qm_df=list(res.qm_df), r2=res.r2)
+        # rma.glmm reports no pseudo-R^2 (metafor neither): None for GLMM fits
+        out.update(qm=res.qm, qm_p=res.qm_p, qm_df=list(res.qm_df), r2=getattr(res, "r2", None))
     if permutations is not None:
         if method == "GLMM":
             raise UserError("--permutations is not available with --method GLMM")

@@ -45,6 +45,7 @@ __all__ = [
     "baujat",
     "cumul",
     "regtest",
+    "peters_test",
     "ranktest",
     "trimfill",
 ]
@@ -431,6 +432,36 @@ def regtest(res: RmaResult, model: str = "rma", predictor: str = "sei", *, ni: A
         ci_lb = float(b[0] - crit * se[0]) if limit else math.nan
         ci_ub = float(b[0] + crit * se[0]) if limit else math.nan
     return RegtestResult(model=model, predictor=predictor, zval=zval, pval=pval, ddf=ddf, est=est, ci_lb=ci_lb, ci_ub=ci_ub, fit=fit)
+
+
+def peters_test(res: RmaResult, ni: Any) -> RegtestResult:
+    """Peters' regression test for small-study effects with binary data or proportions.
+
+    The study estimates (log odds ratios, or logits of proportions) are regressed on the inverse
+    of the total sample size, :math:`y_i = b_0 + b_1/n_i`, by weighted least squares with
+    weights :math:`1/v_i` and a multiplicative residual variance; :math:`b_1` is tested with a
+    t test on ``k - 2`` df (Peters et al. 2006). This is metafor's
+    ``regtest(res, model="lm", predictor="ninv")``. For proportions, :math:`1/v_i =
+    1/(1/x_i + 1/(n_i - x_i))` is Peters' weight (uncorrected logits), so the test is the
+    one recommended instead of Egger's for proportions, where the logit and its standard error
+    are correlated (Hunter et al. 2014); the Cochrane Handbook (10.4.3.1) asks for k >= 10.
+
+    Parameters
+    ----------
+    res : RmaResult
+        The fitted model (its moderators, if any, are kept).
+    ni : array_like (k,)
+        Total sample size of each study (uncorrected; both arms for 2x2 tables).
+
+    References
+    ----------
+    Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L (2006). Comparison of two methods to
+    detect publication bias in meta-analysis. *JAMA* 295, 676-680.
+    Hunter JP, Saratzis A, Sutton AJ, Boucher RH, Sayers RD, Bown MJ (2014). In meta-analyses of
+    proportion studies, funnel plots were found to be an inaccurate method of assessing
+    publication bias. *J Clin Epidemiol* 67, 897-903.
+    """
+    return regtest(res, model="lm", predictor="ninv", ni=ni)
 
 
 # --------------------------------------------------------------------------- ranktest (Begg)

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
-COMPARATIVE_MEASURES = ("RR", "OR", "RD")
+COMPARATIVE_MEASURES = ("RR", "OR", "RD", "PETO")
 _TO = ("only0", "all", "if0all", "none")
 
 
@@ -163,6 +163,19 @@ def escalc_proportion(
     return EffectSizes(yi=yi, vi=vi, measure=measure, ni=ni_u, corrected=corr, add=add, to=to)
 
 
+def _tables(ai: Any, n1i: Any, ci: Any, n2i: Any) -> tuple[np.ndarray, ...]:
+    """Validated counts of two-arm tables: events and group sizes of both arms."""
+    a = _counts("ai", ai)
+    n1 = _counts("n1i", n1i)
+    c = _counts("ci", ci)
+    n2 = _counts("n2i", n2i)
+    if not (a.shape == n1.shape == c.shape == n2.shape):
+        raise ValueError("ai, n1i, ci and n2i differ in length")
+    if np.any(a > n1) or np.any(c > n2):
+        raise ValueError("events larger than group size")
+    return a, n1, c, n2
+
+
 def escalc_2x2(
     measure: str,
     ai: Any,
@@ -181,7 +194,10 @@ def escalc_2x2(
 
     - RR: :math:`\\log(p_1/p_2)`, :math:`v = 1/a - 1/n_1 + 1/c - 1/n_2`;
     - OR: :math:`\\log\\frac{p_1/(1-p_1)}{p_2/(1-p_2)}`, :math:`v = 1/a + 1/b + 1/c + 1/d`;
-    - RD: :math:`p_1 - p_2`, :math:`v = p_1(1-p_1)/n_1 + p_2(1-p_2)/n_2`.
+    - RD: :math:`p_1 - p_2`, :math:`v = p_1(1-p_1)/n_1 + p_2(1-p_2)/n_2`;
+    - PETO: Peto's log odds ratio :math:`(a - E)/V`, :math:`v = 1/V`, with
+      :math:`E = (a+c) n_1/N` and the hypergeometric variance
+      :math:`V = (a+c)(b+d) n_1 n_2/(N^2 (N-1))` (Yusuf et al. 1985).
 
     Pass ``to="none"`` for an RD without correction.
     """
@@ -190,14 +206,7 @@ def escalc_2x2(
         raise ValueError(f"unknown measure {measure!r}; choose one of {COMPARATIVE_MEASURES}")
     if to not in _TO:
         raise ValueError(f"unknown 'to' {to!r}; choose one of {_TO}")
-    a = _counts("ai", ai)
-    n1 = _counts("n1i", n1i)
-    c = _counts("ci", ci)
-    n2 = _counts("n2i", n2i)
-    if not (a.shape == n1.shape == c.shape == n2.shape):
-        raise ValueError("ai, n1i, ci and n2i differ in length")
-    if np.any(a > n1) or np.any(c > n2):
-        raise ValueError("events larger than group size")
+    a, n1, c, n2 = _tables(ai, n1i, ci, n2i)
     b, d = n1 - a, n2 - c
     corr = _zero_mask(to, [a, b, c, d]) & (add != 0)
     inc = np.where(corr, add, 0.0)
@@ -211,6 +220,12 @@ def escalc_2x2(
         elif measure == "OR":
             yi = np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2))
             vi = 1 / a + 1 / b + 1 / c + 1 / d
+        elif measure == "PETO":
+            nt = n1c + n2c
+            xt, yt = a + c, b + d
+            var_h = xt * yt * (n1c / nt) * (n2c / nt) / (nt - 1)
+            yi = (a - xt * n1c / nt) / var_h
+            vi = 1 / var_h
         else:
             yi = p1 - p2
             vi = p1 * (1 - p1) / n1c + p2 * (1 - p2) / n2c

@@ -67,8 +67,21 @@ class GlmmResult(RmaPresentation):
     ``beta``, ``se``, ``ci_lb``, ``ci_ub`` are on the logit scale. ``i2`` is a percentage (as
     metafor's ``I2``); ``h2`` a ratio. ``qe_wld``/``qe_lrt`` are the Wald and likelihood-ratio
     tests of the fixed-effects model against the saturated model (df ``qe_df = k - p``).
-    ``loglik`` is the marginal log-likelihood (AGHQ, with the binomial coefficients);
-    ``deviance`` is ``-2 (loglik - loglik_saturated)``.
+    ``loglik`` is the marginal log-likelihood (AGHQ, with the binomial coefficients: the
+    likelihood of the model, checked against direct numerical integration); ``deviance`` is
+    ``-2 (loglik - loglik_saturated)``, which is what ``-2 logLik()`` of the ``glmer`` fit
+    returns (lme4 measures the binomial log-likelihood from the saturated model);
+    ``aic``/``bic`` use ``loglik``.
+
+    Log-likelihood conventions (audit D6): three numbers are in use for the same fit.
+    Here ``loglik``; lme4 ``logLik()`` = ``loglik - loglik_saturated``; and metafor's
+    ``rma.glmm`` ``fit.stats["ll", "ML"]``, which is
+    ``ll_saturated - deviance(glmer fit) / 2``, where lme4's ``deviance()`` of a GLMM is the
+    *conditional* deviance, the sum of squared binomial deviance residuals at the conditional
+    modes of the random effects (no penalty, no integral). That number is given here as
+    ``loglik_metafor`` (and ``deviance_conditional``), for comparison with metafor's output
+    only; it is not a likelihood of the model, so likelihood-ratio tests and information
+    criteria should use ``loglik``.
     """
 
     k: int
@@ -112,8 +125,12 @@ class GlmmResult(RmaPresentation):
     boundary: bool
     n_iter: int
     terms: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+    loglik_metafor: float = math.nan
+    deviance_conditional: float = math.nan
 
-    def predict(self, newmods: Any = None, level: float | None = None) -> GlmmPrediction:
+    def predict(
+        self, newmods: Any = None, level: float | None = None, *, pi_type: str = "default"
+    ) -> GlmmPrediction:
         """Predicted logit ``x' beta`` with CI and prediction interval.
 
         Parameters
@@ -125,6 +142,9 @@ class GlmmResult(RmaPresentation):
             of the studies otherwise.
         level
             Confidence level in percent; defaults to the level of the fit.
+        pi_type
+            Prediction-interval variant, as metafor's ``predict(pi.type=)``:
+            :data:`blinameta.frequentist.predict.PI_TYPES` (``"riley"``: t on k - p - 1 df).
 
         Notes
         -----
@@ -144,27 +164,35 @@ class GlmmResult(RmaPresentation):
         pred = xnew @ self.beta
         vpred = np.einsum("ij,jk,ik->i", xnew, self.vb, xnew)
         se = np.sqrt(vpred)
+        from blinameta.frequentist.predict import pi_critical
+
         crit = _crit(level, self.test, self.k - self.p)
-        spi = np.sqrt(vpred + self.tau2)
+        pi_crit, with_se = pi_critical(pi_type, crit, self.k, self.p, level)
+        spi = np.sqrt((vpred if with_se else 0.0) + self.tau2)
         return GlmmPrediction(
             pred=pred,
             se=se,
             ci_lb=pred - crit * se,
             ci_ub=pred + crit * se,
-            pi_lb=pred - crit * spi,
-            pi_ub=pred + crit * spi,
+            pi_lb=pred - pi_crit * spi,
+            pi_ub=pred + pi_crit * spi,
             level=level,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[key] = value
-        return out
+        return plain_dict(asdict(self))
+
+
+def plain_dict(fields: dict[str, Any]) -> dict[str, Any]:
+    """A result's fields with arrays and tuples as lists (JSON-ready apart from NaN)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
 
 
 # --------------------------------------------------------------------------- inputs
@@ -558,6 +586,7 @@ def rma_glmm(
 
     loglik = -dev / 2
     parms = p + 1
+    dev_cond = _conditional_deviance(model, psi, x, n)
     return GlmmResult(
         k=k,
         p=p,
@@ -600,7 +629,21 @@ def rma_glmm(
         boundary=boundary,
         n_iter=n_iter,
         terms=mm.terms,
+        loglik_metafor=float(ll_sat - dev_cond / 2),
+        deviance_conditional=float(dev_cond),
     )
+
+
+def _conditional_deviance(model: _Aghq, psi: np.ndarray, x: np.ndarray, n: np.ndarray) -> float:
+    """lme4's ``deviance()`` of a binomial GLMM: squared deviance residuals at the modes of u."""
+    eta0 = model.X @ psi[:-1]
+    tau = abs(float(psi[-1]))
+    u = model.modes(eta0, tau)[0] if tau > 0 else np.zeros_like(eta0)
+    pr = expit(eta0 + tau * u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(x > 0, x * np.log(x / (n * pr)), 0.0)
+        t2 = np.where(x < n, (n - x) * np.log((n - x) / (n * (1 - pr))), 0.0)
+    return float(2 * np.sum(t1 + t2))
 
 
 def _empirical_logits(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

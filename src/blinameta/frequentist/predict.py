@@ -7,6 +7,13 @@ For a row :math:`x_0` of the design matrix: :math:`\\hat\\mu = x_0^\\top b`,
 (``test="z"``) or the t quantile on k - p df (``test="knha"``; :math:`V_b` then includes the
 Knapp-Hartung factor). For EE models the prediction interval is NaN (metafor reports none).
 Riley, Higgins & Deeks (2011), *BMJ* 342:d549, discuss the interval.
+
+``pi_type`` selects the prediction interval as metafor 3.8's ``predict(pi.type=)``:
+``"default"`` (the critical value of the CI, as above), ``"riley"`` (t on k - p - 1 df, i.e.
+:math:`t_{k-2}` for an intercept-only random-effects model, as Higgins, Thompson & Spiegelhalter
+2009, *J R Stat Soc A* 172:137, and Riley et al. 2011), ``"t"`` (t on k - p df whatever the
+test) and ``"simple"`` (:math:`\\hat\\mu \\pm z\\,\\hat\\tau`, ignoring the uncertainty of
+:math:`\\hat\\mu`). Degrees of freedom below 1 are set to 1, as metafor.
 """
 
 from __future__ import annotations
@@ -17,9 +24,31 @@ from typing import Any
 
 import numpy as np
 
-from blinameta.frequentist.rma import RmaResult, _norm_isf, _t_isf
+from blinameta.frequentist.rma import T_TESTS, RmaResult, _norm_isf, _t_isf
 
-__all__ = ["Prediction", "predict"]
+__all__ = ["PI_TYPES", "Prediction", "pi_critical", "predict"]
+
+#: Prediction-interval variants (metafor 3.8 ``predict.rma(pi.type=)``).
+PI_TYPES = ("default", "riley", "t", "simple")
+
+
+def pi_critical(pi_type: str, default_crit: float, k: int, p: int, level: float) -> tuple[float, bool]:
+    """Critical value of the prediction interval and whether it adds ``se^2`` (metafor).
+
+    ``default_crit`` is the critical value of the confidence interval; ``k``, ``p`` the studies
+    and coefficients of a random-effects model (one variance component, so metafor's
+    ``ddf - parms + p`` is ``k - p - 1`` for ``"riley"``).
+    """
+    kind = str(pi_type).lower()
+    if kind not in PI_TYPES:
+        raise ValueError(f"unknown pi_type {pi_type!r}; choose one of {', '.join(PI_TYPES)}")
+    alpha = 1 - level / 100
+    if kind == "simple":
+        return _norm_isf(alpha / 2), False
+    if kind in ("riley", "t"):
+        df = max(k - p - (1 if kind == "riley" else 0), 1)
+        return _t_isf(alpha / 2, df), True
+    return default_crit, True
 
 
 @dataclass(frozen=True)
@@ -48,6 +77,7 @@ def predict(
     transf: Callable[[np.ndarray], np.ndarray] | None = None,
     *,
     intercept: bool = True,
+    pi_type: str = "default",
 ) -> Prediction:
     """Predicted values for a fitted model.
 
@@ -66,6 +96,9 @@ def predict(
         wrapped in a lambda); ``se`` is then NaN, as in metafor.
     intercept : bool
         Include the intercept in the new rows (metafor's ``intercept`` argument).
+    pi_type : {"default", "riley", "t", "simple"}
+        Prediction-interval variant, as metafor's ``pi.type`` (see the module docstring);
+        ``"riley"`` gives the :math:`t_{k-2}` interval of an intercept-only model.
     """
     level = res.level if level is None else float(level)
     alpha = 1 - level / 100
@@ -84,15 +117,16 @@ def predict(
     vpred = np.einsum("ij,jk,ik->i", X_new, res.vb, X_new)
     vpred = np.where(vpred < 0, np.nan, vpred)
     se = np.sqrt(vpred)
-    if res.test == "knha":
+    if res.test in T_TESTS:
         crit = _t_isf(alpha / 2, res.k - res.p) if res.k > res.p else np.nan
     else:
         crit = _norm_isf(alpha / 2)
     ci_lb, ci_ub = pred - crit * se, pred + crit * se
+    pi_crit, with_se = pi_critical(pi_type, crit, res.k, res.p, level)
     if res.method == "EE":  # metafor reports no prediction interval for EE models
         pi_lb = pi_ub = np.full_like(pred, np.nan)
     else:
-        half = crit * np.sqrt(vpred + res.tau2)
+        half = pi_crit * np.sqrt((vpred if with_se else 0.0) + res.tau2)
         pi_lb, pi_ub = pred - half, pred + half
     if transf is not None:
         pred, ci_lb, ci_ub, pi_lb, pi_ub = (

@@ -49,6 +49,8 @@ __all__ = [
     "model_matrix",
     "ModelMatrix",
     "METHODS",
+    "TESTS",
+    "T_TESTS",
     "DEFAULT_CONTROL",
     "METAFOR_CONTROL",
 ]
@@ -75,6 +77,12 @@ DEFAULT_CONTROL: dict[str, Any] = {
 #: the numbers of a default ``rma()`` call to print precision.
 METAFOR_CONTROL: dict[str, Any] = {"threshold": 1e-5, "tol": float(np.finfo(float).eps) ** 0.25,
                                    "maxiter": 100}
+#: Values of ``test`` (metafor's ``rma.uni``): Wald z; t without rescaling; Knapp-Hartung;
+#: Knapp-Hartung with the scaling factor truncated below at 1 (the "ad hoc" variant).
+TESTS = ("z", "t", "knha", "adhoc")
+#: The tests with t and F reference distributions on k - p df.
+T_TESTS = ("t", "knha", "adhoc")
+_KNHA_TESTS = ("knha", "adhoc")
 
 _EPS = np.finfo(float).eps
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -450,8 +458,10 @@ def _fixed_effects(
     beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Y)
     resid = Y - np.einsum("bkp,bp->bk", X, beta)
     rss = np.sum(w * resid**2, axis=1)
-    if test == "knha":
+    if test in _KNHA_TESTS:
         s2w = np.where(rss <= _EPS, 0.0, rss / (k - p) if k > p else np.nan)
+        if test == "adhoc":
+            s2w = np.where(s2w < 1.0, 1.0, s2w)  # metafor: s2w[s2w < 1] <- 1
     else:
         s2w = np.ones(B)
     vb = inv * s2w[:, None, None]
@@ -464,7 +474,7 @@ def _fixed_effects(
             qm = np.einsum("bi,bi->b", bb, np.linalg.solve(vbb, bb[:, :, None])[:, :, 0])
         except np.linalg.LinAlgError:
             qm = np.full(B, np.nan)
-    if test == "knha":
+    if test in T_TESTS:
         qm = qm / len(btt)
     return {"beta": beta, "vb": vb, "se": se, "zval": zval, "qm": qm, "s2w": s2w, "rss": rss}
 
@@ -507,8 +517,8 @@ class RmaResult(RmaPresentation):
         :math:`\\max(0, 100(\\hat\\tau^2_{RE} - \\hat\\tau^2)/\\hat\\tau^2_{RE})`,
         for models with moderators and an intercept (EE: weighted adjusted R², as metafor).
     s2w : float
-        Knapp-Hartung scaling factor (1 under ``test="z"``); not truncated at 1 (metafor's
-        ``test="knha"``; metafor's ``"adhoc"`` would truncate).
+        Knapp-Hartung scaling factor (1 under ``test="z"`` and ``"t"``); not truncated at 1
+        under ``"knha"``, truncated below at 1 under ``"adhoc"`` (as metafor).
     ddf : float
         Degrees of freedom of the t and F tests (``k - p``; NaN for ``test="z"``).
     fit_stats : dict
@@ -879,9 +889,13 @@ def _rma_int_only(
     beta0 = float(w @ y) / s1
     r = y - beta0
     rss_f = float((w * r) @ r)
-    if test == "knha":
+    if test in T_TESTS:
         ddf = float(k - 1)
-        s2w = 0.0 if rss_f <= _EPS else rss_f / ddf
+        s2w = 1.0
+        if test in _KNHA_TESTS:
+            s2w = 0.0 if rss_f <= _EPS else rss_f / ddf
+            if test == "adhoc" and s2w < 1.0:
+                s2w = 1.0
     else:
         ddf = math.nan
         s2w = 1.0
@@ -889,7 +903,7 @@ def _rma_int_only(
     se0 = math.sqrt(vb0)
     zval0 = _div(beta0, se0)
     qm = math.nan if vb0 == 0.0 or math.isnan(vb0) else beta0 * beta0 / vb0
-    if test == "knha":
+    if test in T_TESTS:
         qm_df: tuple[int, float] = (1, ddf)
         qm_p = float(_f_sf(qm, 1, ddf))
         pval0 = float(_t_sf2(zval0, ddf))
@@ -1029,9 +1043,14 @@ def rma(
 
         All estimates are truncated at ``tau2_min`` (0). As metafor, the estimators work on the
         mean-centred outcomes.
-    test : {"z", "knha"}
+    test : {"z", "t", "knha", "adhoc"}
+        As metafor's ``rma.uni(test=)``. ``"z"``: Wald z tests and chi² omnibus test.
         ``"knha"``: Hartung-Knapp/Sidik-Jonkman t tests on k-p df, with the covariance of beta
-        multiplied by :math:`s^2 = \\sum w_i (y_i - x_i^\\top b)^2/(k-p)` (not truncated at 1).
+        multiplied by :math:`s^2 = \\sum w_i (y_i - x_i^\\top b)^2/(k-p)` (not truncated at 1;
+        Hartung & Knapp 2001, Sidik & Jonkman 2002). ``"adhoc"``: the same with
+        :math:`\\max(1, s^2)`, so the interval is never narrower than the Wald interval with
+        t quantiles (Knapp & Hartung 2003; Röver, Knapp & Friede 2015, *BMC Med Res Methodol*
+        15:99). ``"t"``: t and F tests on k-p df without rescaling the covariance.
     level : float
         Confidence level in percent.
     intercept : bool
@@ -1053,8 +1072,8 @@ def rma(
     """
     method = _canonical_method(method)
     test = str(test).lower()
-    if test not in ("z", "knha"):
-        raise ValueError(f"unknown test {test!r}; choose 'z' or 'knha'")
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     con = _control(control)
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
@@ -1113,7 +1132,7 @@ def rma(
     fe = _fixed_effects(Y, Xb, V, tau2_arr, test, btt)
     beta, vb, se, zval = fe["beta"][0], fe["vb"][0], fe["se"][0], fe["zval"][0]
     qm, s2w, rss_f = float(fe["qm"][0]), float(fe["s2w"][0]), float(fe["rss"][0])
-    if test == "knha":
+    if test in T_TESTS:
         ddf = float(k - p)
         qm_df: tuple[int, float] = (m, ddf)
         qm_p = float(_f_sf(qm, m, ddf)) if ddf > 0 else math.nan
@@ -1444,8 +1463,8 @@ def rma_batch(
     """
     method = _canonical_method(method)
     test = str(test).lower()
-    if test not in ("z", "knha"):
-        raise ValueError(f"unknown test {test!r}; choose 'z' or 'knha'")
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     con = _control(control)
     Y = np.atleast_2d(np.asarray(yi, dtype=float))
     if Y.ndim != 2:
@@ -1479,9 +1498,13 @@ def rma_batch(
         beta = (w * Y).sum(1) / s1
         resid = Y - beta[:, None]
         rss = (w * resid * resid).sum(1)
-    if test == "knha":
+    if test in T_TESTS:
         ddf = float(k - 1)
-        s2w = np.where(rss <= _EPS, 0.0, rss / ddf)
+        s2w = np.ones(B)
+        if test in _KNHA_TESTS:
+            s2w = np.where(rss <= _EPS, 0.0, rss / ddf)
+        if test == "adhoc":
+            s2w = np.where(s2w < 1.0, 1.0, s2w)
         crit = _t_isf(alpha / 2, ddf)
     else:
         ddf = math.nan
@@ -1491,7 +1514,7 @@ def rma_batch(
     se = np.sqrt(vb)
     with np.errstate(divide="ignore", invalid="ignore"):
         zval = beta / se
-    pval = _t_sf2(zval, ddf) if test == "knha" else _norm_sf2(zval)
+    pval = _t_sf2(zval, ddf) if test in T_TESTS else _norm_sf2(zval)
     if method == "EE":
         pi_lb = pi_ub = np.full(B, np.nan)
     else:

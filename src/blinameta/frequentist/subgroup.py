@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from blinameta.frequentist.predict import predict
-from blinameta.frequentist.rma import RmaResult, rma
+from blinameta.frequentist.rma import T_TESTS, RmaResult, rma
 
 __all__ = ["SubgroupResult", "subgroup"]
 
@@ -126,6 +126,6 @@ def subgroup(
     return SubgroupResult(
         groups=levels, k=counts, estimate=pr.pred, se=pr.se, ci_lb=pr.ci_lb, ci_ub=pr.ci_ub,
         tau2=np.full(len(levels), fit.tau2), qb=fit.qm, qb_df=fit.qm_df, qb_p=fit.qm_p,
-        stat="F" if fit.test == "knha" else "chisq", tau2_mode="common", method=fit.method,
+        stat="F" if fit.test in T_TESTS else "chisq", tau2_mode="common", method=fit.method,
         test=fit.test, fits=(fit,),
     )
