@@ -94,3 +94,107 @@ def test_tuebingen_overlaps_the_whole_phase_1_2_and_rialto_families(evidence):
 def test_short_course_patient_table(evidence):
     xie = evidence.publication("xie2023")
     assert xie.patients is not None and len(xie.patients.rows) == 33
+
+
+# --- evidence v2: the quote and number checks cover the new fields ----------------------------
+
+def _replace(evidence, pid, update):
+    import dataclasses
+
+    pubs = tuple(update(p) if p.id == pid else p for p in evidence.publications)
+    return dataclasses.replace(evidence, publications=pubs)
+
+
+def _first(evidence, predicate):
+    for pub in evidence.publications:
+        for i, outcome in enumerate(pub.outcomes):
+            if predicate(outcome):
+                return pub, i
+    pytest.fail("the evidence has no such row")
+
+
+def _with_outcome(pub, i, **update):
+    outcomes = list(pub.outcomes)
+    outcomes[i] = outcomes[i].model_copy(update=update)
+    return pub.model_copy(update={"outcomes": outcomes})
+
+
+def _errors_at(evidence, field):
+    return [p for p in check_sources(evidence, SEEDS) if p.field == field]
+
+
+@pytest.fixture()
+def seeds():
+    if not SEEDS.is_dir():
+        pytest.skip(f"source documents not found at {SEEDS} (set BLINAMETA_SOURCES)")
+    return SEEDS
+
+
+def test_survival_percent_is_checked_against_its_quote(evidence, seeds):
+    pub, i = _first(evidence, lambda o: o.time_months is not None and o.percent is not None
+                    and not (o.derived and "percent" in o.derived.fields))
+    tampered = _replace(evidence, pub.id, lambda p: _with_outcome(p, i, percent=pub.outcomes[i].percent + 1.3))
+    assert _errors_at(tampered, f"outcomes[{i}].percent")
+
+
+def test_survival_time_point_is_checked_in_months_or_years(evidence, seeds):
+    pub, i = _first(evidence, lambda o: o.time_months is not None
+                    and not (o.derived and "time_months" in o.derived.fields))
+    assert not _errors_at(evidence, f"outcomes[{i}].time_months")
+    tampered = _replace(evidence, pub.id, lambda p: _with_outcome(p, i, time_months=pub.outcomes[i].time_months + 7))
+    assert _errors_at(tampered, f"outcomes[{i}].time_months")
+
+
+def test_median_is_checked_against_its_quote(evidence, seeds):
+    pub, i = _first(evidence, lambda o: o.median is not None and o.median.months is not None
+                    and not (o.derived and "median" in o.derived.fields))
+    median = pub.outcomes[i].median.model_copy(update={"months": pub.outcomes[i].median.months + 0.7})
+    tampered = _replace(evidence, pub.id, lambda p: _with_outcome(p, i, median=median))
+    assert _errors_at(tampered, f"outcomes[{i}].median.months")
+
+
+def test_risk_of_bias_quotes_are_checked(evidence, seeds):
+    for pub in evidence.publications:
+        rob = pub.risk_of_bias
+        items = [] if rob is None else list(rob.items) + [it for r in rob.results for it in r.items]
+        for item in items:
+            if item.provenance:
+                break
+        else:
+            continue
+        break
+    else:
+        pytest.fail("no risk-of-bias item with a quote in the evidence")
+    assert rob is not None
+    where = "items" if item in rob.items else None
+    prov = item.provenance[0].model_copy(update={"quote": item.provenance[0].quote + " (tampered)"})
+    new_item = item.model_copy(update={"provenance": [prov, *item.provenance[1:]]})
+    if where == "items":
+        j = list(rob.items).index(item)
+        new_rob = rob.model_copy(update={"items": [*rob.items[:j], new_item, *rob.items[j + 1:]]})
+        field = f"risk_of_bias.items[{j}].provenance[0].quote"
+    else:
+        k = next(k for k, r in enumerate(rob.results) if item in r.items)
+        j = list(rob.results[k].items).index(item)
+        result = rob.results[k].model_copy(update={"items": [*rob.results[k].items[:j], new_item, *rob.results[k].items[j + 1:]]})
+        new_rob = rob.model_copy(update={"results": [*rob.results[:k], result, *rob.results[k + 1:]]})
+        field = f"risk_of_bias.results[{k}].items[{j}].provenance[0].quote"
+    tampered = _replace(evidence, pub.id, lambda p: p.model_copy(update={"risk_of_bias": new_rob}))
+    assert _errors_at(tampered, field)
+
+
+def test_exclusions_file_is_valid_and_its_quotes_are_checked(evidence, seeds, tmp_path):
+    import shutil
+
+    from blinameta.evidence.exclusions import load_exclusions
+
+    exclusions, _, problems = load_exclusions(ROOT / "evidence")
+    assert problems == [] and exclusions is not None
+    assert "blast_mt103_203" in {s.id for s in exclusions.excluded}
+    assert not [p for p in check_sources(evidence, SEEDS) if p.file.name == "exclusions.yaml"]
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    path = tmp_path / "evidence" / "exclusions.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("78% of children", "87% of children"), encoding="utf-8")
+    copied = load_evidence(tmp_path / "evidence")
+    errors = [p for p in check_sources(copied, SEEDS) if p.file.name == "exclusions.yaml"]
+    assert errors and "quote not found verbatim" in errors[0].message and errors[0].line

@@ -64,7 +64,7 @@ def validate(paths: tuple[Path, ...], sources_dir: Path | None, no_sources: bool
             groups[path] = None
         elif path.is_file():
             folder = path.parent
-            if path.name == REVIEW_FILE:
+            if path.name in (REVIEW_FILE, "exclusions.yaml"):  # folder-level files: check the folder
                 groups.setdefault(folder, None)
             elif groups.get(folder, []) is not None:
                 groups.setdefault(folder, []).append(path)  # type: ignore[union-attr]

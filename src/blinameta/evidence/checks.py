@@ -6,7 +6,8 @@ the inverse relation (resolved against the folder the file lives in, so that one
 validated alone); duplicate outcome rows; derivations or external blocks naming fields that do
 not exist; proportion rows without counts; survival rows without a time point or median; a
 definition family the review does not define for the outcome; a risk-of-bias block with an
-unknown tool, a missing, repeated or unknown item, or a judgement the tool does not allow.
+unknown tool, a missing, repeated or unknown item, or a judgement the tool does not allow;
+problems of the folder's ``exclusions.yaml`` (:mod:`blinameta.evidence.exclusions`).
 
 Flagged discrepancies (kept, not errors): a printed percentage that does not match
 events/total, alternative readings of a contradictory source, a patient table whose size
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from blinameta.evidence.exclusions import check_exclusions
 from blinameta.evidence.loader import Evidence, Problem, evidence_files, format_path
 from blinameta.evidence.placeholders import placeholder_fields
 from blinameta.evidence.rob import overall_from_items, worst
@@ -107,6 +109,7 @@ def check_evidence(evidence: Evidence) -> list[Problem]:
         for loc, text in placeholder_fields(parsed.value):
             report(loc, f"still holds the template's placeholder {text!r}: replace it with the "
                         "publication's own value")
+    problems.extend(check_exclusions(evidence.directory, set(index), set(evidence.review.sources)))
     return problems
 
 

@@ -90,9 +90,10 @@ def format_path(loc: tuple[Any, ...]) -> str:
 
 
 def evidence_files(directory: Path) -> list[Path]:
-    """Publication files of an evidence folder: every ``*.yaml`` but the review file."""
+    """Publication files of an evidence folder: every ``*.yaml`` but the review and exclusions files."""
     return sorted(
-        p for p in directory.glob("*.yaml") if p.name != REVIEW_FILE and not p.name.startswith(".")
+        p for p in directory.glob("*.yaml")
+        if p.name not in (REVIEW_FILE, "exclusions.yaml") and not p.name.startswith(".")
     )
 
 

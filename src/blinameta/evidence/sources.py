@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from blinameta.evidence.checks import iter_provenanced
+from blinameta.evidence.exclusions import EXCLUSIONS_FILE, load_exclusions
 from blinameta.evidence.loader import Evidence, Problem, format_path
 from blinameta.evidence.schema import AlternativeReading, PatientTable
 
@@ -92,10 +93,41 @@ def _matches(value: float, numbers: set[float]) -> bool:
     return any(abs(value - n) <= 1e-9 * max(1.0, abs(value)) for n in numbers)
 
 
+def _quotes(evidence: Evidence, sources_dir: Path, provenance, loc: tuple[Any, ...], report) -> list[str]:
+    """The normalised quotes of a provenance list; a quote not in its document is reported."""
+    quotes = []
+    for j, prov in enumerate(provenance):
+        source = evidence.review.sources.get(prov.source)
+        if source is None:
+            continue  # reported by the semantic checks
+        document = sources_dir / source.file
+        if not document.is_file():
+            report(loc + ("provenance", j, "source"), f"source document {document} not found")
+            continue
+        quote = normalise_whitespace(prov.quote)
+        quotes.append(quote)
+        if quote not in _document(document):
+            report(loc + ("provenance", j, "quote"),
+                   f"quote not found verbatim in {source.file}: {quote[:80]!r}")
+    return quotes
+
+
 def check_sources(evidence: Evidence, sources_dir: str | Path) -> list[Problem]:
-    """Errors for quotes not found in their documents and numbers not found in their quotes."""
+    """Errors for quotes not found in their documents and numbers not found in their quotes.
+
+    The quotes of the folder's exclusions file (where it was read) are checked too.
+    """
     sources_dir = Path(sources_dir)
     problems: list[Problem] = []
+    exclusions, parsed_exclusions, _ = load_exclusions(evidence.directory)
+    if exclusions is not None and parsed_exclusions is not None:
+        path = evidence.directory / EXCLUSIONS_FILE
+
+        def report_exclusion(loc: tuple[Any, ...], message: str) -> None:
+            problems.append(Problem(path, parsed_exclusions.line_of(loc), format_path(loc), message))
+
+        for i, study in enumerate(exclusions.excluded):
+            _quotes(evidence, sources_dir, study.provenance, ("excluded", i), report_exclusion)
     for publication in evidence.publications:
         path = evidence.files[publication.id]
         parsed = evidence.lines[publication.id]
@@ -105,20 +137,7 @@ def check_sources(evidence: Evidence, sources_dir: str | Path) -> list[Problem]:
 
         records = list(iter_provenanced(publication))
         for loc, record in records:
-            quotes = []
-            for j, prov in enumerate(record.provenance):  # type: ignore[attr-defined]
-                source = evidence.review.sources.get(prov.source)
-                if source is None:
-                    continue  # reported by the semantic checks
-                document = sources_dir / source.file
-                if not document.is_file():
-                    report(loc + ("provenance", j, "source"), f"source document {document} not found")
-                    continue
-                quote = normalise_whitespace(prov.quote)
-                quotes.append(quote)
-                if quote not in _document(document):
-                    report(loc + ("provenance", j, "quote"),
-                           f"quote not found verbatim in {source.file}: {quote[:80]!r}")
+            quotes = _quotes(evidence, sources_dir, record.provenance, loc, report)  # type: ignore[attr-defined]
             found: set[float] = set()
             for quote in quotes:
                 found |= numbers_in(quote)
