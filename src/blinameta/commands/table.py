@@ -1,4 +1,4 @@
-"""``blinameta table``: print the tidy table of the evidence."""
+"""``blinameta table``: print the tidy table of the evidence, or its risk-of-bias table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from blinameta.evidence.loader import load_evidence_or_fail
-from blinameta.evidence.tidy import tidy
+from blinameta.evidence.tidy import risk_of_bias_table, tidy
 
 __all__ = ["table"]
 
@@ -19,9 +19,16 @@ __all__ = ["table"]
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--readings", type=click.Choice(["primary", "alternative", "all"]), default="primary",
               show_default=True, help="Which readings of contradictory sources to list.")
-def table(evidence_dir: Path, fmt: str, readings: str) -> None:
-    """One row per publication x cohort x outcome, with the moderators as columns."""
-    frame = tidy(load_evidence_or_fail(evidence_dir), readings=readings)  # type: ignore[arg-type]
+@click.option("--risk-of-bias", "rob", is_flag=True,
+              help="List each publication's risk of bias instead: tool, item judgements, overall "
+              "(stated and by the tool's rule), one row per result for RoB 2.")
+def table(evidence_dir: Path, fmt: str, readings: str, rob: bool) -> None:
+    """One row per publication x cohort x outcome (survival rows included), with the moderators as columns."""
+    evidence = load_evidence_or_fail(evidence_dir)
+    if rob:
+        frame = risk_of_bias_table(evidence)
+    else:
+        frame = tidy(evidence, readings=readings, survival=True)  # type: ignore[arg-type]
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
     else:

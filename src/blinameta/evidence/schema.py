@@ -243,6 +243,8 @@ class BlastBurden(_Record):
     n_ge5: Count | None = Field(default=None, description="Patients with >=5% marrow blasts.")
     n_ge25: Count | None = Field(default=None, description="Patients with >=25% marrow blasts.")
     n_ge50: Count | None = Field(default=None, description="Patients with >=50% marrow blasts.")
+    pct_lt5: Percent | None = None
+    pct_ge5: Percent | None = None
     pct_ge25: Percent | None = None
     pct_ge50: Percent | None = None
     median_pct: Percent | None = Field(default=None, description="Median marrow blast %.")
