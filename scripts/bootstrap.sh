@@ -50,8 +50,10 @@ case "$job" in
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "warning: could not install chromium; the browser tests will fail" >&2
     fi
+    # Two workers by default (CI has 2 cores): pytest-xdist spreads the slow calibration tests.
+    # BLINAMETA_TEST_WORKERS=0 runs in one process.
     set +e
-    .venv/bin/python -m pytest "$@"
+    .venv/bin/python -m pytest -n "${BLINAMETA_TEST_WORKERS:-2}" "$@"
     status=$?
     set -e
     if [ "$status" = 5 ]; then
