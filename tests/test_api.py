@@ -112,3 +112,19 @@ def test_import_is_light_and_names_resolve():
     first, second = out.stdout.splitlines()
     assert first == ""
     assert second == "[]"
+
+
+MH_CASES = {b["id"]: b for b in FIXTURE["mh_blocks"]}
+
+
+@pytest.mark.parametrize("case_id", sorted(MH_CASES))
+def test_mh_and_peto_print_equal_metafor(case_id):
+    """``print(bm.rma_mh(...))`` / ``rma_peto`` give metafor's print.rma.mh / print.rma.peto text."""
+    case = MH_CASES[case_id]
+    args = (case["ai"], case["n1i"], case["ci"], case["n2i"])
+    if "peto" in case_id:
+        res = bm.rma_peto(*args)
+    else:
+        res = bm.rma_mh(*args, measure=case_id.rsplit("_", 1)[1].upper())
+    assert _tokens(str(res)) == _tokens(case["print"])
+    assert res.to_frame().shape[0] == 1

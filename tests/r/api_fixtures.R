@@ -46,7 +46,37 @@ blocks <- lapply(cases, function(case) {
   out
 })
 
+# Mantel-Haenszel and Peto (print.rma.mh / print.rma.peto), dat.bcg and a sparse data set with a
+# double-zero table
+sparse <- data.frame(ai = c(0, 2, 0, 5, 1), n1i = c(20, 25, 15, 40, 30), ci = c(1, 0, 0, 8, 3), n2i = c(20, 24, 15, 41, 30))
+mh_cases <- list(
+  list(id = "bcg_mh_or", call = "rma.mh(ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg, measure='OR')",
+       ai = dat.bcg$tpos, n1i = dat.bcg$tpos + dat.bcg$tneg, ci = dat.bcg$cpos, n2i = dat.bcg$cpos + dat.bcg$cneg,
+       fit = function() rma.mh(ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg, measure = "OR")),
+  list(id = "bcg_mh_rr", call = "rma.mh(..., measure='RR')",
+       ai = dat.bcg$tpos, n1i = dat.bcg$tpos + dat.bcg$tneg, ci = dat.bcg$cpos, n2i = dat.bcg$cpos + dat.bcg$cneg,
+       fit = function() rma.mh(ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg, measure = "RR")),
+  list(id = "bcg_mh_rd", call = "rma.mh(..., measure='RD')",
+       ai = dat.bcg$tpos, n1i = dat.bcg$tpos + dat.bcg$tneg, ci = dat.bcg$cpos, n2i = dat.bcg$cpos + dat.bcg$cneg,
+       fit = function() rma.mh(ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg, measure = "RD")),
+  list(id = "bcg_peto", call = "rma.peto(ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)",
+       ai = dat.bcg$tpos, n1i = dat.bcg$tpos + dat.bcg$tneg, ci = dat.bcg$cpos, n2i = dat.bcg$cpos + dat.bcg$cneg,
+       fit = function() rma.peto(ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)),
+  list(id = "sparse_mh_or", call = "rma.mh(ai, n1i=, ci, n2i=, data=sparse, measure='OR')",
+       ai = sparse$ai, n1i = sparse$n1i, ci = sparse$ci, n2i = sparse$n2i,
+       fit = function() rma.mh(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = sparse, measure = "OR")),
+  list(id = "sparse_peto", call = "rma.peto(ai, n1i=, ci, n2i=, data=sparse)",
+       ai = sparse$ai, n1i = sparse$n1i, ci = sparse$ci, n2i = sparse$n2i,
+       fit = function() suppressWarnings(rma.peto(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = sparse)))
+)
+mh_blocks <- lapply(mh_cases, function(case) {
+  out <- case[setdiff(names(case), "fit")]
+  out$print <- paste(capture.output(print(suppressWarnings(case$fit()))), collapse = "\n")
+  out
+})
+
 obj <- list(r_version = R.version.string, metafor_version = as.character(packageVersion("metafor")),
-            generated_by = "tests/r/api_fixtures.R", date = format(Sys.Date()), blocks = blocks)
+            generated_by = "tests/r/api_fixtures.R", date = format(Sys.Date()), blocks = blocks,
+            mh_blocks = mh_blocks)
 writeLines(toJSON(obj, auto_unbox = TRUE, digits = NA, na = "null", null = "null", pretty = TRUE),
            file.path(out_dir, "print.json"))

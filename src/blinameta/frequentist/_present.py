@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Summary", "RmaPresentation", "format_rma", "fmt_num", "fmt_pval", "signif_stars"]
+__all__ = ["Summary", "RmaPresentation", "MhPresentation", "format_rma", "format_mh", "fmt_num", "fmt_pval", "signif_stars"]
 
 SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
@@ -319,3 +319,67 @@ class RmaPresentation:
         yi, vi = self._study_arrays()
         return funnel_plot(None, yi, np.sqrt(vi), estimate=float(self.beta[0]), xlabel=xlabel,
                            title=title)
+
+
+def _p_eq(p: float | None) -> str:
+    """``p-val < 0.0001`` / ``p-val = 0.0123``: the test lines of ``print.rma.mh``."""
+    if p is None or not math.isfinite(p):
+        return "p-val = NA"
+    return "p-val < 0.0001" if p < 1e-4 else f"p-val = {p:.4f}"
+
+
+def format_mh(res: Any, *, digits: int = 4) -> str:
+    """The text of metafor's ``print.rma.mh`` / ``print.rma.peto`` for a Mantel-Haenszel or Peto fit."""
+    pad = len("H^2 (total variability / sampling variability):") + 1
+    lines = [f"Equal-Effects Model (k = {res.k})", ""]
+    if res.qe_df > 0:
+        lines.append("I^2 (total heterogeneity / total variability):".ljust(pad) + f"{res.i2:.2f}%")
+        lines.append("H^2 (total variability / sampling variability):".ljust(pad) + f"{res.h2:.2f}")
+        lines += ["", "Test for Heterogeneity:",
+                  f"Q(df = {res.qe_df}) = {fmt_num(res.qe, digits)}, p-val {_p_phrase(res.qe_p, digits)}", ""]
+    ratio = res.measure in ("OR", "RR", "PETO")
+    lines.append("Model Results (log scale):" if ratio else "Model Results:")
+    lines.append("")
+    head = ["estimate", "se", "zval", "pval", "ci.lb", "ci.ub"]
+    vals = [fmt_num(res.beta, digits), fmt_num(res.se, digits), fmt_num(res.zval, digits),
+            fmt_pval(res.pval, digits), fmt_num(res.ci_lb, digits), fmt_num(res.ci_ub, digits)]
+    widths = [max(len(h), len(v)) for h, v in zip(head, vals)]
+    lines.append("  ".join(h.rjust(w) for h, w in zip(head, widths)))
+    lines.append("  ".join(v.rjust(w) for v, w in zip(vals, widths)))
+    if ratio:
+        scale = "OR" if res.measure == "PETO" else res.measure
+        head2 = ["estimate", "ci.lb", "ci.ub"]
+        vals2 = [fmt_num(res.estimate, digits), fmt_num(res.estimate_lb, digits), fmt_num(res.estimate_ub, digits)]
+        widths2 = [max(len(h), len(v)) for h, v in zip(head2, vals2)]
+        lines += ["", f"Model Results ({scale} scale):", "",
+                  "  ".join(h.rjust(w) for h, w in zip(head2, widths2)),
+                  "  ".join(v.rjust(w) for v, w in zip(vals2, widths2))]
+    if res.measure == "OR" and math.isfinite(res.cmh_exact_var):
+        lines += ["", f"Cochran-Mantel-Haenszel Test:    CMH = {fmt_num(res.cmh_exact_var, digits)}, df = 1,  {_p_eq(res.cmh_exact_var_p)}"]
+        if res.k_pos is not None and res.k_pos > 1 and math.isfinite(res.tarone):
+            lines.append(f"Tarone's Test for Heterogeneity: X^2 = {fmt_num(res.tarone, digits)}, "
+                         f"df = {res.k_pos - 1}, {_p_eq(res.tarone_p)}")
+    return "\n".join(lines)
+
+
+class MhPresentation:
+    """Printing and tables for Mantel-Haenszel and Peto fits (metafor's ``print.rma.mh``)."""
+
+    def summary(self, *, digits: int = 4) -> Summary:
+        return Summary(text=format_mh(self, digits=digits), table=self.to_frame())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the pooled estimate on the analysis scale and on the reported scale."""
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "estimate": self.beta, "se": self.se, "zval": self.zval, "pval": self.pval,
+            "ci_lb": self.ci_lb, "ci_ub": self.ci_ub, "exp_estimate": self.estimate,
+            "exp_ci_lb": self.estimate_lb, "exp_ci_ub": self.estimate_ub,
+        }], index=pd.Index([self.measure], name="measure"))
+
+    def __str__(self) -> str:
+        return format_mh(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()

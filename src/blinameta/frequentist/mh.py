@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from blinameta.frequentist._present import MhPresentation
 from blinameta.frequentist.escalc import _TO, _tables, _zero_mask, escalc_2x2
 from blinameta.frequentist.glmm import plain_dict
 
@@ -142,7 +143,7 @@ def _heterogeneity(qe: float, k_yi: int) -> tuple[float, float, float, float]:
 
 
 @dataclass(frozen=True)
-class MhResult:
+class MhResult(MhPresentation):
     """A Mantel-Haenszel (or Peto) common-effect fit; names follow metafor's ``rma.mh`` object.
 
     Attributes
