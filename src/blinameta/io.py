@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "current_umask"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and restoring it at once)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give it (0644 under the usual
+    umask 022), not the 0600 of :func:`tempfile.mkstemp`.
 
     With ``exclusive=True`` the write fails with :class:`FileExistsError` if ``path`` exists
     (checked again at the moment of the rename, by a hard link, so two writers cannot race).
@@ -19,6 +33,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, exclusive: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -32,6 +32,8 @@ def report(evidence_dir: Path, models_dir: Path, out_dir: Path, force: bool, qui
                        completed=done, total=total)
 
         summary = build_report(evidence_dir, models_dir, out_dir, force=force, progress=progress)
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
     if summary.unchanged:
         click.echo(f"{out_dir}/index.html is up to date ({len(summary.analyses)} analyses unchanged; "
                    f"{summary.seconds:.1f} s)")

@@ -3,9 +3,11 @@
 Incremental: each analysis has a fingerprint (a hash of its specification, the rows it selects
 under every reading it uses, the publications it leaves out and why, and the report format);
 an analysis whose fingerprint is unchanged is copied from the previous report, not refitted.
-Atomic: the new report is built in a sibling folder and swapped in with two renames, so a
-failed run leaves the previous report as it was. Nothing in ``evidence/`` or ``models/`` is
-written.
+Atomic and confined: the new report is built in a sibling folder and swapped in atomically, so a
+failed or killed run leaves the previous report as it was; the output folder must be new, empty
+or a report of ours, and only the report's own files are replaced (see
+:mod:`blinameta.report.outdir`). A reused analysis is checked file by file against the SHA-256
+digests in the manifest. Nothing in ``evidence/`` or ``models/`` is written.
 """
 
 from __future__ import annotations
@@ -26,13 +28,30 @@ from blinameta.analysis.select import select
 from blinameta.analysis.spec import AnalysisSpec, load_specs_or_fail
 from blinameta.errors import UserError
 from blinameta.evidence.loader import Evidence, evidence_files, load_evidence_or_fail
-from blinameta.io import atomic_write_text
+from blinameta.io import atomic_write_text, current_umask
+from blinameta.report.outdir import (
+    GENERATOR,
+    MANIFEST,
+    Interrupted,
+    carry_user_files,
+    check_out_dir,
+    file_digests,
+    interrupts,
+    output_lock,
+    owned_files,
+    read_manifest,
+    recover,
+    refuse_in_the_way,
+    signals_blocked,
+    swap_in,
+    user_files,
+    verify_files,
+)
 
 __all__ = ["ReportSummary", "build_report", "analysis_fingerprint", "evidence_hash", "REPORT_FORMAT"]
 
 #: Bumped whenever the report's pages or figures change shape, to invalidate old analyses.
 REPORT_FORMAT = "3"
-MANIFEST = "manifest.json"
 _PACKAGES = ("blinameta", "numpy", "scipy", "pandas", "statsmodels", "pymc", "arviz", "matplotlib", "pydantic")
 
 
@@ -46,6 +65,7 @@ class ReportSummary:
     reused: tuple[str, ...]
     unchanged: bool
     seconds: float
+    notes: tuple[str, ...] = ()
 
 
 def _package_versions() -> dict[str, str]:
@@ -103,32 +123,53 @@ def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _recover(out_dir: Path) -> None:
-    """Finish a swap that an earlier run could not finish."""
-    if not out_dir.exists():
-        olds = sorted(out_dir.parent.glob(f".{out_dir.name}.old-*"))
-        if olds:
-            os.replace(olds[-1], out_dir)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.old-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.new-*"):
-        if time.time() - stale.stat().st_mtime > 3600:  # not a concurrent run's staging folder
-            shutil.rmtree(stale, ignore_errors=True)
+def _checked_out_dir(out_dir: Path, evidence_dir: Path, models_dir: Path, sources_dir: Path | None) -> Path:
+    from blinameta.commands.validate import default_sources_dir  # where validate finds the sources
+
+    protected = {"evidence": evidence_dir, "models": models_dir}
+    sources = sources_dir if sources_dir is not None else default_sources_dir(evidence_dir)
+    if sources is not None:
+        protected["sources"] = sources
+    return check_out_dir(out_dir, protected=protected, project_root=evidence_dir.resolve().parent)
 
 
-def _read_manifest(out_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+def _refuse_user_files_in_the_way(out_dir: Path, old: dict[str, Any] | None, fingerprints: dict[str, str]) -> None:
+    """Refuse before fitting if a user's file stands where the report will write one."""
+    pages = {"index.html", "evidence.html", "style.css", MANIFEST, "analyses"}
+    pages |= {f"analyses/{aid}.html" for aid in fingerprints} | {f"analyses/{aid}" for aid in fingerprints}
+    folders = tuple(f"analyses/{aid}/" for aid in fingerprints)
+    refuse_in_the_way(out_dir, [rel for rel in user_files(out_dir, owned_files(out_dir, old))
+                                if (rel in pages or rel.startswith(folders))
+                                and ((out_dir / rel).is_symlink() or not (out_dir / rel).is_dir())])
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
+def _reusable(out_dir: Path, old: dict[str, Any] | None, fingerprints: dict[str, str],
+              force: bool) -> tuple[set[str], list[str]]:
+    """Analyses whose fingerprint is unchanged and whose every file is intact; notes for the rest."""
+    if force or old is None or not isinstance(old.get("files"), dict):
+        return set(), []
+    files = old["files"]
+    old_analyses = old.get("analyses") if isinstance(old.get("analyses"), dict) else {}
+    reuse, notes = set(), []
+    for aid, fp in fingerprints.items():
+        entry = old_analyses.get(aid)
+        if not isinstance(entry, dict) or entry.get("fingerprint") != fp:
+            continue
+        page, summary = f"analyses/{aid}.html", f"analyses/{aid}/summary.json"
+        mine = {rel: d for rel, d in files.items() if rel == page or rel.startswith(f"analyses/{aid}/")}
+        bad = [rel for rel in (page, summary) if rel not in mine] or verify_files(out_dir, mine)
+        if not bad:
+            try:
+                data = json.loads((out_dir / summary).read_text(encoding="utf-8"))
+                if not isinstance(data, dict) or data.get("id") != aid:
+                    bad = [summary]
+            except (OSError, ValueError):
+                bad = [summary]
+        if bad:
+            notes.append(f"{out_dir / bad[0]}: missing or changed since the report wrote it; {aid} refitted")
+            continue
+        reuse.add(aid)
+    return reuse, notes
 
 
 def build_report(
@@ -138,47 +179,73 @@ def build_report(
     *,
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    sources_dir: str | Path | None = None,
 ) -> ReportSummary:
-    """Regenerate the report; see the module docstring.
+    """Regenerate the report; see the module docstring and :mod:`blinameta.report.outdir`.
 
     Parameters
     ----------
     evidence_dir, models_dir, out_dir
-        The folders. ``out_dir`` must not be inside ``evidence_dir`` or ``models_dir``.
+        The folders. ``out_dir`` must be new, empty or a report written by blinameta, and may not
+        be, contain or lie inside ``evidence_dir``, ``models_dir`` or the sources folder, nor be or
+        contain the project folder (the parent of ``evidence_dir``) or the current folder.
     force
         Rebuild every analysis even if unchanged.
     progress
         Called as ``progress(analysis_id, done, total)`` while fitting.
+    sources_dir
+        The source documents' folder (protected); default as ``blinameta validate`` finds it.
+
+    Raises
+    ------
+    UserError
+        For a refused output folder, invalid evidence or models, or a folder that cannot be written
+        (the previous report is kept).
     """
     start = time.perf_counter()
-    evidence_dir, models_dir, out_dir = Path(evidence_dir), Path(models_dir), Path(out_dir)
-    for protected in (evidence_dir, models_dir):
-        if protected.exists() and _inside(out_dir, protected):
-            raise UserError(f"{out_dir}: the report may not be written inside {protected}")
+    evidence_dir, models_dir = Path(evidence_dir), Path(models_dir)
+    given_out = Path(out_dir)
+    out_dir = _checked_out_dir(given_out, evidence_dir, models_dir,
+                               Path(sources_dir) if sources_dir is not None else None)
     evidence = load_evidence_or_fail(evidence_dir)
     specs, spec_files = load_specs_or_fail(models_dir, evidence.review, {p.id for p in evidence.publications})
-    _recover(out_dir)
-    old = _read_manifest(out_dir)
     fingerprints = {spec.id: analysis_fingerprint(evidence, spec) for spec in specs}
     content = evidence_hash(evidence_dir, models_dir)
     index_key = hashlib.sha256(json.dumps([content, fingerprints, REPORT_FORMAT]).encode()).hexdigest()
-    if not force and old.get("index_key") == index_key and (out_dir / "index.html").is_file():
-        return ReportSummary(out_dir, tuple(fingerprints), (), tuple(fingerprints), True, time.perf_counter() - start)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with interrupts() as interrupted, output_lock(out_dir.parent):
+            notes = recover(out_dir)
+            # checked again under the lock: the folder may have changed while we loaded
+            _checked_out_dir(given_out, evidence_dir, models_dir, Path(sources_dir) if sources_dir else None)
+            old = read_manifest(out_dir) if out_dir.is_dir() else None
+            if (not force and old is not None and old.get("index_key") == index_key
+                    and isinstance(old.get("files"), dict) and not verify_files(out_dir, old["files"])):
+                return ReportSummary(out_dir, tuple(fingerprints), (), tuple(fingerprints), True,
+                                     time.perf_counter() - start, tuple(notes))
+            _refuse_user_files_in_the_way(out_dir, old, fingerprints)
+            reuse, reuse_notes = _reusable(out_dir, old, fingerprints, force)
+            notes += reuse_notes
+            rebuilt = _build_and_swap(evidence, specs, spec_files, out_dir, old, reuse, fingerprints, content,
+                                      index_key, progress, interrupted)
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise UserError(f"{where}: cannot write the report ({exc.strerror or exc}); "
+                        "the previous report is kept") from None
+    return ReportSummary(out_dir, tuple(fingerprints), tuple(rebuilt), tuple(sorted(reuse)), False,
+                         time.perf_counter() - start, tuple(notes))
 
+
+def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: dict[str, Any] | None,
+                    reuse: set[str], fingerprints: dict[str, str], content: str, index_key: str,
+                    progress, interrupted) -> list[str]:
+    """Write the report into a staging folder beside ``out_dir`` and swap it in (lock held)."""
     from blinameta.report.render import render_site
 
-    old_analyses = old.get("analyses", {})
-    reuse = {
-        aid for aid, fp in fingerprints.items()
-        if not force and old_analyses.get(aid, {}).get("fingerprint") == fp
-        and (out_dir / "analyses" / f"{aid}.html").is_file()
-        and (out_dir / "analyses" / aid / "summary.json").is_file()
-    }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
     try:
         (staging / "analyses").mkdir()
-        for aid in reuse:
+        for aid in sorted(reuse):
             shutil.copy2(out_dir / "analyses" / f"{aid}.html", staging / "analyses" / f"{aid}.html")
             shutil.copytree(out_dir / "analyses" / aid, staging / "analyses" / aid)
         meta = {
@@ -191,25 +258,21 @@ def build_report(
             progress=progress,
         )
         manifest = {
+            "generator": GENERATOR,
             "index_key": index_key,
             "format": REPORT_FORMAT,
             "evidence_hash": content,
             "analyses": {aid: {"fingerprint": fp} for aid, fp in fingerprints.items()},
+            "files": file_digests(staging),
         }
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        # keep files in out_dir that are not ours (e.g. a .gitkeep)
-        if out_dir.exists():
-            for extra in out_dir.iterdir():
-                if extra.name.startswith(".git") and extra.is_file() and not (staging / extra.name).exists():
-                    shutil.copy2(extra, staging / extra.name)
-        os.chmod(staging, 0o755)
-        backup = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        if out_dir.exists():
-            os.replace(out_dir, backup)
-        os.replace(staging, out_dir)
-        shutil.rmtree(backup, ignore_errors=True)
+        carry_user_files(out_dir, staging, owned_files(out_dir, old))
+        os.chmod(staging, 0o777 & ~current_umask())
+        with signals_blocked():
+            if interrupted.is_set():
+                raise Interrupted()
+            swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ReportSummary(out_dir, tuple(fingerprints), tuple(rebuilt), tuple(sorted(reuse)), False,
-                         time.perf_counter() - start)
+    return rebuilt
