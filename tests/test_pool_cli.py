@@ -209,8 +209,8 @@ def _error(capsys, argv) -> str:
          ["--measure", "'OR'", "PLO"]),
         ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--method", "XYZ"],
          ["--method", "'XYZ'", "REML"]),
-        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--test", "t"],
-         ["--test", "'t'", "knha"]),
+        ([[3, 10], [4, 12]], ["--events", "ev", "--total", "n", "--test", "wald"],
+         ["--test", "'wald'", "knha"]),
         ([[3, 10], [4.5, 12]], ["--events", "ev", "--total", "n"],
          ["row 3", "'ev'", "whole number"]),
         ([[0.1, 0.02], [0.2, "abc"]], ["--yi", "ev", "--vi", "n"],
@@ -274,3 +274,90 @@ def test_pool_newmods_unknown_level_names_row_and_column(tmp_path, capsys):
     assert main(["pool", str(data), "--yi", "yi", "--vi", "vi", "--mods", "alloc", "--newmods", str(new)]) == 2
     err = capsys.readouterr().err
     assert "row 3, column 'alloc'" in err and "'quasi' is not a level" in err
+
+
+# --------------------------------------------------------------------------- metafor parity:
+# 2x2 tables, Mantel-Haenszel/Peto, metafor's default control, plots and diagnostics.
+# Reference texts: tests/fixtures/api/print.json (tests/r/api_fixtures.R, metafor's print()).
+
+API_FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "api" / "print.json").read_text())
+API_CASES = {b["id"]: b for b in API_FIXTURE["blocks"] + API_FIXTURE["mh_blocks"]}
+
+
+def _tokens(text: str) -> list[str]:
+    return text.replace("\u2018", "'").replace("\u2019", "'").split()
+
+
+def _bcg_tables(tmp_path) -> str:
+    case = API_CASES["bcg_mh_or"]
+    rows = [[f"Trial {i + 1}", a, n1, c, n2] for i, (a, n1, c, n2) in
+            enumerate(zip(case["ai"], case["n1i"], case["ci"], case["n2i"]))]
+    return _csv(tmp_path, ["study", "ai", "n1", "ci", "n2"], rows)
+
+
+def _table_args(path: str) -> list[str]:
+    return ["pool", path, "--ai", "ai", "--n1i", "n1", "--ci", "ci", "--n2i", "n2", "--slab", "study"]
+
+
+def test_pool_2x2_risk_ratio_prints_as_metafor(tmp_path, capsys):
+    """``--ai/--n1i/--ci/--n2i --measure RR``: escalc('RR') + rma(), metafor's print text."""
+    assert main(_table_args(_bcg_tables(tmp_path)) + ["--measure", "RR"]) == 0
+    text = capsys.readouterr().out
+    model, extra = text.split("\n\nPooled RR")
+    model = "\n".join(line for line in model.splitlines() if "Q-profile" not in line)  # our addition
+    assert _tokens(model) == _tokens(API_CASES["bcg_reml"]["print_tight"])
+    assert "0.4894" in extra  # exp(-0.7145), metafor: predict(res, transf=exp)
+
+
+@pytest.mark.parametrize("case_id, args", [("bcg_mh_or", ["--method", "MH", "--measure", "OR"]),
+                                           ("bcg_mh_rr", ["--method", "MH", "--measure", "RR"]),
+                                           ("bcg_mh_rd", ["--method", "MH", "--measure", "RD"]),
+                                           ("bcg_peto", ["--method", "PETO"])])
+def test_pool_mantel_haenszel_and_peto_print_as_metafor(tmp_path, capsys, case_id, args):
+    assert main(_table_args(_bcg_tables(tmp_path)) + args) == 0
+    assert _tokens(capsys.readouterr().out) == _tokens(API_CASES[case_id]["print"])
+
+
+def test_pool_control_metafor_prints_a_default_rma(tmp_path, capsys):
+    case = API_CASES["bcg_reml"]
+    path = _csv(tmp_path, ["yi", "vi"], [[y, v] for y, v in zip(case["yi"], case["vi"])])
+    assert main(["pool", path, "--yi", "yi", "--vi", "vi", "--control", "metafor"]) == 0
+    text = capsys.readouterr().out
+    # the Q-profile CI line is blinameta's addition to print.rma
+    text = "\n".join(line for line in text.splitlines() if "Q-profile" not in line)
+    assert _tokens(text) == _tokens(case["print_default"])
+
+
+def test_pool_plots_are_written_and_valid(tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    path = _bcg_tables(tmp_path)
+    forest, funnel, baujat = tmp_path / "forest.svg", tmp_path / "funnel.png", tmp_path / "baujat.svg"
+    assert main(_table_args(path) + ["--measure", "RR", "--plot", "forest", str(forest), "--plot", "funnel",
+                                     str(funnel), "--plot", "baujat", str(baujat)]) == 0
+    root = ET.parse(forest)  # well-formed XML
+    svg = forest.read_text()
+    assert "Trial 13" in svg and root.getroot().tag.endswith("svg")
+    assert funnel.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ET.parse(baujat)
+    assert main(_table_args(path) + ["--method", "MH", "--plot", "forest", str(tmp_path / "mh.svg")]) == 0
+    assert "Mantel-Haenszel" in (tmp_path / "mh.svg").read_text()
+    assert "must end in .svg or .png" in _error(capsys, _table_args(path) + ["--plot", "forest", "x.pdf"])
+
+
+def test_pool_diagnostics_equal_the_api(tmp_path, capsys):
+    """``--leave1out --influence --regtest --trimfill`` report what the (metafor-checked) engine
+    functions give for the same fit."""
+    import blinameta as bm
+
+    case = API_CASES["bcg_reml"]
+    path = _csv(tmp_path, ["yi", "vi"], [[y, v] for y, v in zip(case["yi"], case["vi"])])
+    out = _run_json(capsys, ["pool", path, "--yi", "yi", "--vi", "vi", "--leave1out", "--influence",
+                             "--regtest", "--trimfill"])
+    res = bm.rma(case["yi"], case["vi"])
+    np.testing.assert_allclose(out["leave1out"]["estimate"], bm.leave1out(res).estimate, rtol=1e-10)
+    np.testing.assert_allclose(out["influence"]["cook_d"], bm.influence(res).cook_d, rtol=1e-10)
+    assert out["regtest"]["pval"] == pytest.approx(bm.regtest(res).pval, rel=1e-10)
+    assert out["trimfill"]["k0"] == bm.trimfill(res).k0
+    assert main(["pool", path, "--yi", "yi", "--vi", "vi", "--regtest"]) == 0
+    assert "Regression Test for Funnel Plot Asymmetry" in capsys.readouterr().out

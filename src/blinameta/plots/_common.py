@@ -279,6 +279,23 @@ def save(fig: Figure, stem: str | os.PathLike[str] | None,
     return [png_path, svg_path]
 
 
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write one figure to ``path`` (``.svg`` or ``.png``, by its suffix) atomically and
+    reproducibly (no date in the SVG, fixed hash salt as :func:`save`); return the path."""
+    out = Path(path)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"{path}: the file name must end in .svg or .png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    else:
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, facecolor="white")
+    _atomic_write(out, buf.getvalue())
+    return out
+
+
 # --------------------------------------------------------------------------- point labels
 
 
