@@ -75,9 +75,15 @@ def test_bad_filters_list_the_valid_choices(evidence, where, message):
         query("cr", where, evidence=evidence)
 
 
-def test_outcome_without_data_lists_outcomes(evidence, capsys):
-    assert main(["query", "--outcome", "relapse", "--evidence", str(ROOT / "evidence")]) == 2
-    assert "outcomes with data: cr" in capsys.readouterr().err
+def test_outcome_without_data_lists_outcomes(evidence, capsys, tmp_path):
+    # every outcome of the review has data (evidence v2): add one that no study reports
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    review = tmp_path / "evidence" / "review.yaml"
+    review.write_text(review.read_text(encoding="utf-8").replace(
+        "\noutcomes:\n", "\noutcomes:\n  pfs: {label: Progression-free survival, description: None.}\n", 1), encoding="utf-8")
+    assert main(["query", "--outcome", "pfs", "--evidence", str(tmp_path / "evidence")]) == 2
+    err = capsys.readouterr().err
+    assert "no study reports 'pfs'; outcomes with data:" in err and " cr, " in err
 
 
 def _regression_folder(tmp_path: Path) -> Path:

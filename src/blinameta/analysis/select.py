@@ -9,15 +9,33 @@ The rules, applied in this order (each exclusion is kept with its reason):
    pooling;
 5. one row per publication: the least nested cohort (a whole cohort before a subgroup), then
    the largest total, then a row without a time point before one with;
-6. overlapping publications: where two included publications report the same patients, the
+6. overlapping publications: where two included publications may report the same patients, the
    one listed first in ``prefer`` is kept, else the one with the larger total, else the more
    recent one.
+
+Evidence v2 rules:
+
+- rows that use numbers from outside the source documents (``external`` in the tidy table)
+  are left out (kind ``external``) unless the specification opts in with
+  ``include_external: true``; then the selection's notes say which studies and citations;
+- survival rows (time-to-event outcomes: percentages at a time point, medians) never enter
+  proportion or risk-ratio analyses;
+- overlaps are followed transitively through containment (:func:`overlap_closure`): if C is
+  the same patients as B or within B, whatever may overlap B may overlap C; chains of
+  partial overlaps do not propagate (A partial B partial C says nothing about A and C);
+- a study dropped only because of a *partial* overlap is kept under the primary rule above
+  but recorded in :attr:`Selection.partial_overlap_dropped` (with its row in
+  :attr:`Selection.partial_overlap_rows`), and ``include_partial_overlaps=True`` adds it back
+  (sensitivity analysis);
+- rows flagged ``lower_bound`` or ``unclear_denominator`` stay in the primary analysis and are
+  listed in :attr:`Selection.flagged_for_sensitivity`; ``exclude_flags=`` drops them.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,7 +46,10 @@ from blinameta.analysis.spec import AnalysisSpec
 from blinameta.evidence.loader import Evidence
 from blinameta.evidence.tidy import tidy
 
-__all__ = ["Excluded", "Selection", "select", "study_label"]
+__all__ = ["Excluded", "Selection", "select", "study_label", "overlap_closure", "SENSITIVITY_FLAGS"]
+
+#: Outcome flags whose rows stay in the primary analysis but that a sensitivity analysis drops.
+SENSITIVITY_FLAGS = ("lower_bound", "unclear_denominator")
 
 
 @dataclass(frozen=True)
@@ -37,7 +58,7 @@ class Excluded:
 
     study_id: str
     reason: str
-    kind: Literal["manual", "no_data", "filter", "arm", "overlap"] = "filter"
+    kind: Literal["manual", "no_data", "filter", "arm", "overlap", "external"] = "filter"
 
     def to_dict(self) -> dict[str, str]:
         return {"id": self.study_id, "reason": self.reason, "kind": self.kind}
@@ -52,10 +73,27 @@ class Selection:
     excluded: tuple[Excluded, ...] = ()
     readings: str = "primary"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    partial_overlap_dropped: tuple[str, ...] = ()
+    partial_overlap_rows: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False)
 
     @property
     def study_ids(self) -> list[str]:
         return list(self.rows["study_id"])
+
+    @property
+    def external_ids(self) -> list[str]:
+        """Studies whose pooled row uses numbers from outside the sources (with the opt-in)."""
+        if "external" not in self.rows:
+            return []
+        return list(self.rows.loc[self.rows["external"].fillna(False).astype(bool), "study_id"])
+
+    @property
+    def flagged_for_sensitivity(self) -> list[str]:
+        """Studies whose pooled row is flagged lower_bound or unclear_denominator."""
+        if "flags" not in self.rows:
+            return []
+        return [sid for sid, flags in zip(self.rows["study_id"], self.rows["flags"])
+                if any(f in SENSITIVITY_FLAGS for f in _flag_list(flags))]
 
     @property
     def k(self) -> int:
@@ -85,14 +123,50 @@ def _matches(value, accepted: list) -> bool:
     return any(value == a or str(value) == str(a) for a in accepted)
 
 
-def _overlap_graph(evidence: Evidence) -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {p.id: set() for p in evidence.publications}
+def _flag_list(value) -> list[str]:
+    return [] if _missing(value) or not value else [f.strip() for f in str(value).split(";")]
+
+
+def overlap_closure(evidence: Evidence) -> dict[str, dict[str, str]]:
+    """Which publications may share patients: id -> {other id: ``"contained"`` | ``"partial"``}.
+
+    ``up[X]`` is X with every publication that holds all of X's patients (its supersets and
+    same-patient reports, followed transitively). X and Y may share patients when one is in
+    the other's ``up`` (``"contained"``: one holds the other's patients) or when some member of
+    ``up[X]`` and some member of ``up[Y]`` declare an overlap (``"partial"``). Chains of
+    partial overlaps are not followed.
+    """
+    ids = [p.id for p in evidence.publications]
+    contains: dict[str, set[str]] = {pid: set() for pid in ids}  # X -> publications that hold X's patients
+    edges: set[frozenset[str]] = set()
     for pub in evidence.publications:
         for overlap in pub.overlaps:
-            if overlap.with_ in graph:
-                graph[pub.id].add(overlap.with_)
-                graph[overlap.with_].add(pub.id)
-    return graph
+            if overlap.with_ not in contains or overlap.with_ == pub.id:
+                continue
+            edges.add(frozenset((pub.id, overlap.with_)))
+            if overlap.relation in ("subset", "same_patients"):
+                contains[pub.id].add(overlap.with_)
+            if overlap.relation in ("superset", "same_patients"):
+                contains[overlap.with_].add(pub.id)
+    up: dict[str, set[str]] = {}
+    for pid in ids:
+        seen, stack = {pid}, [pid]
+        while stack:
+            for nxt in contains[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        up[pid] = seen
+    closure: dict[str, dict[str, str]] = {pid: {} for pid in ids}
+    for x in ids:
+        for y in ids:
+            if x == y:
+                continue
+            if x in up[y] or y in up[x]:
+                closure[x][y] = "contained"
+            elif any(frozenset((p, q)) in edges for p in up[x] for q in up[y]):
+                closure[x][y] = "partial"
+    return closure
 
 
 def _hazard_rows(evidence: Evidence, spec: AnalysisSpec) -> pd.DataFrame:
@@ -116,6 +190,10 @@ def _hazard_rows(evidence: Evidence, spec: AnalysisSpec) -> pd.DataFrame:
                 "total": (arm.n if arm else 0) + (control.n if control else 0),
                 "first_author": pub.first_author, "year": pub.year, "design": pub.design,
                 "setting": pub.setting, "derived": comparison.derived is not None, "flagged": False,
+                "external": comparison.external is not None,
+                "external_citation": comparison.external.citation if comparison.external is not None else None,
+                "flags": "", "source_type": "primary" if pub.own_source is not None and all(
+                    p.source == pub.own_source for p in comparison.provenance) else "secondary",
                 "timepoint": comparison.timepoint, "treatment": arm.treatment if arm else None,
                 "denominator": None, "source": prov.source, "location": prov.location, "quote": prov.quote,
                 **{k: v for k, v in moderators.items() if k not in ("design", "setting")},
@@ -141,6 +219,10 @@ def _risk_ratio_rows(table: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
                     "control_cohort_id": c.cohort_id, "total": int(e.total) + int(c.total),
                     "derived": bool(e.derived or c.derived), "flagged": bool(e.flagged or c.flagged),
                     "control_quote": c.quote, "control_location": c.location,
+                    "external": bool(e.external or c.external),
+                    "external_citation": "; ".join(dict.fromkeys(
+                        _text(v) for v in (e.external_citation, c.external_citation) if _text(v))) or None,
+                    "flags": "; ".join(dict.fromkeys(_flag_list(e.flags) + _flag_list(c.flags))),
                 })
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -156,8 +238,27 @@ def select(
     *,
     readings: Literal["primary", "alternative"] = "primary",
     exclude_derived: bool = False,
+    exclude_flags: Iterable[str] = (),
+    include_partial_overlaps: bool = False,
 ) -> Selection:
-    """Choose the rows an analysis pools; see the module docstring for the rules."""
+    """Choose the rows an analysis pools; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    evidence, spec
+        The evidence and the analysis specification (``spec.include_external`` opts in to
+        numbers from outside the sources).
+    readings
+        The primary readings, or the first alternative reading where there is one.
+    exclude_derived
+        Leave out counts derived from percentages (sensitivity analysis).
+    exclude_flags
+        Leave out rows with any of these outcome flags, e.g. :data:`SENSITIVITY_FLAGS`.
+    include_partial_overlaps
+        Keep studies that only partially overlap an included one (sensitivity analysis);
+        by default they are dropped and listed in ``partial_overlap_dropped``.
+    """
+    drop_flags = set(exclude_flags)
     publications = {p.id: p for p in evidence.publications}
     excluded: list[Excluded] = []
     manual = {e.id: e.reason for e in spec.exclude}
@@ -172,6 +273,8 @@ def select(
             table = _risk_ratio_rows(table, spec)
         else:
             table = table[table.outcome == spec.outcome]
+        if not table.empty and spec.kind == "proportion":
+            table = table[table.events.notna() & table.total.notna()]  # never a survival row
     what = (f"no hazard ratio for {', '.join(spec.endpoints or [spec.outcome])}" if spec.kind == "hazard_ratio"
             else f"no randomized {spec.treatment} vs {spec.control} counts for {spec.outcome}"
             if spec.kind == "risk_ratio" else f"reports no {spec.outcome} data")
@@ -200,6 +303,21 @@ def select(
                 excluded.append(Excluded(study_id, f"only arms that did not receive {spec.treatment}", "arm"))
                 continue
             keep &= ~is_other_arm
+        if not spec.include_external and "external" in group:
+            external = group["external"].fillna(False).to_numpy(dtype=bool)
+            if keep.any() and not (keep & ~external).any():
+                cites = "; ".join(dict.fromkeys(_text(c) for c in group.loc[keep & external, "external_citation"]))
+                excluded.append(Excluded(study_id, f"uses numbers from outside the sources ({cites}); the "
+                                         "analysis does not opt in (include_external: true)", "external"))
+                continue
+            keep &= ~external
+        if drop_flags and "flags" in group:
+            flagged = np.array([bool(drop_flags & set(_flag_list(v))) for v in group["flags"]])
+            if keep.any() and not (keep & ~flagged).any():
+                excluded.append(Excluded(study_id, "only rows flagged " + ", ".join(sorted(drop_flags))
+                                         + " (sensitivity analysis)", "filter"))
+                continue
+            keep &= ~flagged
         if exclude_derived and "derived" in group:
             derived = group["derived"].to_numpy(dtype=bool)
             if keep.any() and not (keep & ~derived).any():
@@ -222,27 +340,52 @@ def select(
                          f"the first in the file ({_text(first.timepoint) or 'no time point'}) is used")
         candidates.append(first.drop(labels=["_depth", "_timed"]))
 
-    # overlaps: greedy in order of preference
-    graph = _overlap_graph(evidence)
+    # overlaps: greedy in order of preference, followed transitively through containment
+    closure = overlap_closure(evidence)
     prefer = {pid: i for i, pid in enumerate(spec.prefer)}
     candidates.sort(key=lambda r: (prefer.get(r.study_id, len(prefer)), -int(r.total), -int(r.year), r.study_id))
     kept: list[pd.Series] = []
     kept_ids: set[str] = set()
+    dropped_partial: list[pd.Series] = []
     for row in candidates:
-        clash = sorted(graph.get(row.study_id, set()) & kept_ids)
+        links = closure.get(row.study_id, {})
+        clash = sorted(set(links) & kept_ids)
         if clash:
             why = ("listed first in 'prefer'" if clash[0] in prefer else "larger or more recent")
-            excluded.append(Excluded(row.study_id, f"overlaps with {', '.join(clash)} ({why}), which is included", "overlap"))
+            partial = all(links[c] == "partial" for c in clash)
+            if partial and include_partial_overlaps:
+                notes.append(f"{row.study_id}: kept despite a partial overlap with {', '.join(clash)} "
+                             "(sensitivity analysis)")
+                kept.append(row)
+                kept_ids.add(row.study_id)
+                continue
+            kind = "a partial overlap (kept in a sensitivity analysis)" if partial else "the same patients"
+            excluded.append(Excluded(row.study_id, f"overlaps with {', '.join(clash)} ({why}), which is included; "
+                                     f"{kind}", "overlap"))
+            if partial:
+                dropped_partial.append(row)
             continue
         kept.append(row)
         kept_ids.add(row.study_id)
+    external_kept = [r for r in kept if bool(r.get("external", False)) is True]
+    if external_kept:
+        notes.append("includes numbers from outside the sources (include_external): " + "; ".join(
+            f"{r.study_id} ({_text(r.get('external_citation'))})" for r in external_kept))
+    partial_rows = _labelled(pd.DataFrame(dropped_partial)) if dropped_partial else table.iloc[0:0].copy()
+    partial_ids = tuple(sorted(r.study_id for r in dropped_partial))
     if not kept:
         empty = table.iloc[0:0].copy()
         empty.insert(0, "label", pd.Series(dtype=str))
         return Selection(spec, empty.reset_index(drop=True), tuple(sorted(excluded, key=lambda e: e.study_id)), readings,
-                         tuple(notes))
-    rows = pd.DataFrame(kept).reset_index(drop=True)
-    rows = rows.sort_values(["year", "study_id"], kind="stable").reset_index(drop=True)
+                         tuple(notes), partial_ids, partial_rows)
+    rows = _labelled(pd.DataFrame(kept))
+    return Selection(spec, rows, tuple(sorted(excluded, key=lambda e: e.study_id)), readings, tuple(notes),
+                     partial_ids, partial_rows)
+
+
+def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the order of the forest plot (year, id) with unique study labels in front."""
+    rows = rows.reset_index(drop=True).sort_values(["year", "study_id"], kind="stable").reset_index(drop=True)
     labels = [study_label(a, int(y)) for a, y in zip(rows.first_author, rows.year)]
     counts = pd.Series(labels).value_counts()
     seen: dict[str, int] = {}
@@ -253,4 +396,4 @@ def select(
             label = f"{label}{'abcdefghij'[seen[label] - 1]}"
         unique.append(label)
     rows.insert(0, "label", unique)
-    return Selection(spec, rows, tuple(sorted(excluded, key=lambda e: e.study_id)), readings, tuple(notes))
+    return rows
