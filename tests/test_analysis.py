@@ -99,10 +99,9 @@ def test_risk_ratio_pairs_arms_at_the_same_time_point(tmp_path, evidence):
     assert (trial.ai, trial.n1i) != (30, 50)
 
 
-def test_query_refuses_to_mix_denominators(evidence):
-    with pytest.raises(UserError, match="different denominators"):
-        query("mrd_neg", evidence=evidence)
-    result = query("mrd_neg", ["denominator=responders"], evidence=evidence)
+def test_query_answers_for_the_primary_analysis_not_a_mix_of_denominators(evidence):
+    result = query("mrd_neg", evidence=evidence)  # the primary analysis (mrd_neg_cr) counts responders
+    assert result.analysis == "mrd_neg_cr" and set(result.selection["denominators"]) == {"responders"}
     assert result.k >= 2
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blinameta.analysis import load_specs, run_analysis
+from blinameta.analysis import load_specs, primary_spec, run_analysis, select
 from blinameta.cli import main
 from blinameta.frequentist.escalc import escalc_proportion
 from blinameta.errors import UserError
@@ -27,41 +27,125 @@ def evidence():
     return load_evidence(ROOT / "evidence")
 
 
-def test_query_cr_overt_equals_the_report_analysis(evidence):
+def test_query_cr_equals_the_report_primary_estimate(evidence):
+    """No filter: the outcome's primary analysis (cr_overt), as the report fits it (full run_analysis)."""
     specs = load_specs(ROOT / "models", evidence.review, {p.id for p in evidence.publications}).specs
-    spec = next(s for s in specs if s.id == "cr_overt")
-    summary = summarise(run_analysis(evidence, spec))
-    result = query("cr", ["blast_burden=ge5"], evidence=evidence, models=ROOT / "models")
-    assert list(result.studies) == summary["studies"]
-    f = result.frequentist
-    for key, ref in (("estimate", "estimate"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub"), ("pi_lb", "pi_lb"), ("pi_ub", "pi_ub")):
-        assert f[key] == pytest.approx(summary["random"][ref], rel=1e-10)
-    assert f["i2"] == pytest.approx(summary["heterogeneity"]["i2"], rel=1e-10)
-    for name in ("p_median", "p_new"):
-        for key in ("mean", "lb", "ub"):
-            assert result.bayes[name][key] == pytest.approx(summary["bayes"][name][key], rel=1e-10)
+    spec = primary_spec(specs, "cr")
+    report = run_analysis(evidence, spec)
+    result = query("cr", evidence=evidence, models=ROOT / "models")
+    assert result.analysis == spec.id == "cr_overt"
+    assert list(result.studies) == list(report.selection.study_ids)
+    for key in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+        assert result.primary[key] == pytest.approx(getattr(report.primary, key), rel=1e-12)
+    assert result.primary["method"] == "bayes_binomial_normal"
+    # --where with the primary's own filter is the same population
+    same = query("cr", ["blast_burden=ge5"], evidence=evidence, models=ROOT / "models")
+    assert same.primary["estimate"] == pytest.approx(report.primary.estimate, rel=1e-12)
+    # the frequentist line is the analysis' main model (REML, Hartung-Knapp, logit)
+    summary = summarise(report)
+    for key in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
+        assert result.frequentist[key] == pytest.approx(summary["random"][key], rel=1e-10)
+
+
+def test_where_narrows_or_replaces_the_primary_filter_and_says_so(evidence):
+    result = query("cr", ["blast_burden=lt5"], evidence=evidence, models=ROOT / "models")
+    assert result.filter["blast_burden"] == ["lt5"]
+    assert any("the primary analysis cr_overt uses ge5" in w for w in result.warnings)
+
+
+def test_mixed_denominators_are_pooled_as_the_analysis_does_and_listed(evidence):
+    """The selection is the analysis layer's; rows with different denominators are listed, not refused."""
+    from blinameta.analysis.spec import AnalysisSpec
+
+    result = query("relapse", evidence=evidence, models=ROOT / "models")
+    reference = select(evidence, AnalysisSpec(id="relapse", title="relapse", kind="proportion", outcome="relapse"))
+    assert list(result.studies) == reference.study_ids
+    rows = result.selection["rows"]
+    assert [(r["events"], r["total"], r["denominator"]) for r in rows] == list(
+        zip(reference.rows["events"], reference.rows["total"], reference.rows["denominator"]))
+    denominators = reference.rows["denominator"].value_counts().to_dict()
+    assert result.selection["denominators"] == denominators
+    assert (len(denominators) > 1) == any("different denominators" in w for w in result.warnings)
+    narrowed = query("relapse", ["denominator=responders"], evidence=evidence, models=ROOT / "models")
+    assert set(narrowed.selection["denominators"]) == {"responders"}
+
+
+def _cli(capsys, *args):
+    status = main(["query", *args, "--evidence", str(ROOT / "evidence"), "--models", str(ROOT / "models")])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
 def test_query_json_keys_and_design_helpers(capsys):
-    status = main(["query", "--outcome", "cr", "--where", "blast_burden=ge5", "--n", "30", "--responses", "15",
-                   "--assurance", "0.8", "--rate", "0.4", "--simon", "0.3,0.05,0.2", "--json",
-                   "--evidence", str(ROOT / "evidence"), "--models", str(ROOT / "models")])
-    assert status == 0
-    out = json.loads(capsys.readouterr().out)
-    assert {"outcome", "filter", "k", "studies", "excluded", "frequentist", "bayes", "assurance", "n_required", "simon"} <= set(out)
-    assert set(out["frequentist"]) >= {"estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "i2", "tau2"}
-    assert set(out["bayes"]["p_new"]) == {"mean", "lb", "ub"}
-    assert all(set(e) >= {"id", "reason"} for e in out["excluded"])
-    assert 0 < out["assurance"]["probability"] < 1
+    status, out, err = _cli(capsys, "--outcome", "cr", "--n", "30", "--responses", "15", "--p0", "0.3",
+                            "--assurance", "0.8", "--simon", "0.3,0.05,0.2,0.5", "--json")
+    assert status == 0, err
+    out = json.loads(out)
+    assert {"outcome", "analysis", "filter", "method", "level", "priors", "selection", "k", "studies", "excluded",
+            "primary", "frequentist", "bayes", "assurance", "assurance_test", "sample_size", "simon"} <= set(out)
+    assert out["level"] == 95.0 and out["priors"]["tau"] == out["bayes"]["priors"]["tau"]
+    assert set(out["assurance"]) >= {"n", "responses", "probability"}
+    test = out["assurance_test"]
+    assert set(test) >= {"probability", "n", "p0", "alpha", "critical_responses"}
+    assert (test["n"], test["p0"], test["alpha"], test["critical_responses"]) == (30, 0.3, 0.05, 14)  # P(X>=14|30,.3)=.040
+    assert 0 < test["probability"] < test["limit"] < 1
     simon = out["simon"]
-    assert simon["p1"] == pytest.approx(out["frequentist"]["estimate"])
-    assert set(simon["optimal"]) >= {"n1", "r1", "n", "r", "en0", "pet0"}
-    assert simon["minimax"]["n"] <= simon["optimal"]["n"]
+    assert simon["p1"] == 0.5 and simon["p1_source"] == "given" and simon["optimal_certified"]
+    assert (simon["optimal"]["r1"], simon["optimal"]["n1"], simon["optimal"]["r"], simon["optimal"]["n"]) == (5, 15, 18, 46)
+    assert 0 < simon["optimal"]["assurance"] < 1
+    assert out["sample_size"]["stable"]["n"] >= out["sample_size"]["first"]["n"]
+
+
+def test_simon_p1_defaults_to_the_pooled_estimate_with_a_warning(capsys):
+    status, out, err = _cli(capsys, "--outcome", "cr", "--simon", "0.3,0.05,0.2", "--json")
+    assert status == 0, err
+    out = json.loads(out)
+    assert out["simon"]["p1"] == pytest.approx(out["primary"]["estimate"]) and out["simon"]["p1_source"] == "pooled estimate"
+    assert any("clinically meaningful target" in w for w in out["warnings"])
+    status, _, err = _cli(capsys, "--outcome", "cr", "--simon", "0.5,0.05,0.2")
+    assert status == 2 and "give a clinically meaningful target explicitly" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n", "-3"], "--n must be a whole number >= 1 (got -3)"),
+    (["--n", "30", "--p0", "1.5"], "--p0 must be in (0, 1) (got 1.5)"),
+    (["--n", "30", "--p0", "0.3", "--alpha", "0.6"], "--alpha must be in (0, 0.5) (got 0.6)"),
+    (["--assurance", "0.8", "--rate", "0.4"], "--rate is retired"),
+    (["--simon", "0.3,0.05"], "expected P0,ALPHA,BETA[,P1]"),
+    (["--safety", "crs_grade3plus,0.15"], "--safety needs the trial size"),
+    (["--monitor"], "--monitor needs --simon"),
+])
+def test_bad_values_exit_2_with_the_valid_range(capsys, args, message):
+    status, _, err = _cli(capsys, "--outcome", "cr", *args)
+    assert status == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_unreachable_assurance_names_the_search_limit_and_the_limit(capsys):
+    status, out, err = _cli(capsys, "--outcome", "cr", "--assurance", "0.97", "--p0", "0.3", "--n-max", "300")
+    assert status == 0, err
+    assert "no trial of up to 300 patients reaches an assurance of 0.97" in out
+    assert "up to 1000" not in out
+
+
+def test_monitoring_safety_and_counts_from_the_cli(capsys):
+    status, out, err = _cli(capsys, "--outcome", "cr", "--simon", "0.3,0.05,0.2,0.5", "--monitor",
+                            "--safety", "crs_grade3plus,0.15", "--counts", "30", "--json")
+    assert status == 0, err
+    out = json.loads(out)
+    m = out["monitoring"]
+    assert m["n_max"] == out["simon"]["optimal"]["n"] and m["prior_a"] + m["prior_b"] == pytest.approx(2.0)
+    assert m["prior_mean"] == pytest.approx(out["primary"]["estimate"])
+    (rule,) = out["safety"]
+    assert rule["limit"] == 0.15 and rule["threshold"] == 0.9 and rule["prior_ess"] == 10.0
+    assert rule["n_max"] == m["n_max"]
+    names = [row["outcome"] for row in out["counts"]["outcomes"]]
+    assert names[0] == "Complete remission" and "Cytokine release syndrome, grade 3 or higher" in names
 
 
 def test_assurance_increases_with_fewer_required_responses(evidence):
-    a = query("cr", ["blast_burden=ge5"], evidence=evidence, n=30, responses=18).assurance["probability"]
-    b = query("cr", ["blast_burden=ge5"], evidence=evidence, n=30, responses=12).assurance["probability"]
+    a = query("cr", evidence=evidence, n=30, responses=18).assurance["probability"]
+    b = query("cr", evidence=evidence, n=30, responses=12).assurance["probability"]
     assert b > a
 
 
@@ -84,6 +168,12 @@ def test_outcome_without_data_lists_outcomes(evidence, capsys, tmp_path):
     assert main(["query", "--outcome", "pfs", "--evidence", str(tmp_path / "evidence")]) == 2
     err = capsys.readouterr().err
     assert "no study reports 'pfs'; outcomes with data:" in err and " cr, " in err
+
+
+def test_unknown_outcome_lists_outcomes(evidence, capsys):
+    assert main(["query", "--outcome", "remission", "--evidence", str(ROOT / "evidence")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown outcome 'remission'; outcomes with data: " in err and " cr, " in err
 
 
 def _regression_folder(tmp_path: Path) -> Path:

@@ -1,17 +1,22 @@
-"""Query pooled estimates for protocol design: ``blinameta query`` and :func:`query`.
+"""Query the evidence for protocol design: ``blinameta query`` and :func:`query`.
 
-A query names an outcome and a filter on moderators (``relapse_line=first_relapse``,
-``blast_burden=ge5``, ...). It selects studies exactly as the report's analyses do (one row per
-publication, overlapping publications dropped with the preference of the matching analysis in
-``models/``), pools them (REML with Hartung-Knapp on the logit scale by default, or the GLMM),
-and computes the exact Bayesian posterior of the pooled rate and the predictive rate of a new
-cohort. Where no study matches the filter exactly, the rate is predicted from a meta-regression
-at the requested moderator values, and the answer says so.
+A query names an outcome. Without a filter it answers for the outcome's *primary analysis*
+(the model in ``models/`` flagged ``primary_for_outcome``): the studies are chosen by the
+analysis layer (:func:`blinameta.analysis.select.select`) and fitted by
+:func:`blinameta.analysis.run.run_analysis`, so the headline equals the report's primary
+estimate. ``--where KEY=VALUE`` narrows that population (a key the primary analysis already
+filters is replaced, and the answer says so). Rows with different denominators are pooled as
+the analysis pools them, and the answer lists each row with its denominator. Where no study
+matches the filter, the rate is predicted from a meta-regression, and the answer says so.
+
+On top of the estimate, the design tools of :mod:`blinameta.design` use the posterior
+predictive distribution of a new cohort's rate: assurance of the planned exact test, sample
+size, Simon's two-stage designs, Lee & Liu monitoring, safety stopping boundaries and
+predicted counts.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,48 +24,117 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from blinameta.analysis.select import Selection, select
-from blinameta.analysis.spec import FILTER_COLUMNS, AnalysisSpec, BayesSettings, FrequentistSettings, load_specs
+from blinameta.analysis.select import select
+from blinameta.analysis.spec import FILTER_COLUMNS, AnalysisSpec, BayesSettings, SensitivitySettings, load_specs, primary_spec
 from blinameta.errors import UserError
 from blinameta.evidence.loader import Evidence, load_evidence_or_fail
 from blinameta.evidence.tidy import tidy
 
-__all__ = ["QueryResult", "query", "parse_where", "RELAPSE_SHARE"]
+__all__ = ["QueryResult", "query", "parse_where", "RELAPSE_SHARE", "SafetyRequest"]
 
 #: Relapse-line levels whose share of patients can be computed from reported counts.
 RELAPSE_SHARE = ("refractory", "first_relapse", "second_or_later", "post_hsct")
 
 
 @dataclass(frozen=True)
+class SafetyRequest:
+    """A toxicity to monitor: stop when P(rate > limit | data) > threshold."""
+
+    outcome: str
+    limit: float
+    threshold: float = 0.9
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+@dataclass(frozen=True)
 class QueryResult:
-    """The answer to a query (display scale: proportions)."""
+    """The answer to a query (display scale: proportions) and any design computations."""
 
     outcome: str
     filter: dict[str, list[str]]
-    method: str  # "pooled" or "meta-regression"
+    method: str  # "pooled", "single study" or "meta-regression"
     k: int
     studies: tuple[str, ...]
     excluded: tuple[dict[str, str], ...]
-    frequentist: dict[str, float | None]
+    frequentist: dict[str, Any]
     bayes: dict[str, Any] | None
     warnings: tuple[str, ...] = ()
+    analysis: str | None = None  # id of the outcome's primary analysis in models/
+    selection: dict[str, Any] | None = None
+    primary: dict[str, Any] | None = None
+    level: float = 95.0
     assurance: dict[str, Any] | None = None
-    n_required: dict[str, Any] | None = None
-    simon: dict[str, Any] | None = None
+    assurance_test: Any = None  # blinameta.design.AssuranceTest
+    sample_size: Any = None  # blinameta.design.SampleSize
+    simon: Any = None  # blinameta.design.SimonResult
+    monitoring: Any = None  # blinameta.design.MonitoringDesign
+    safety: tuple[Any, ...] = ()  # blinameta.design.SafetyBoundaries
+    counts: Any = None  # blinameta.design.PredictedCounts
     regression: dict[str, Any] | None = None
     _predictive: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
-            "outcome": self.outcome, "filter": self.filter, "method": self.method, "k": self.k,
-            "studies": list(self.studies), "excluded": list(self.excluded), "frequentist": self.frequentist,
-            "bayes": self.bayes, "warnings": list(self.warnings),
+            "outcome": self.outcome, "analysis": self.analysis, "filter": self.filter, "method": self.method,
+            "level": self.level, "k": self.k, "studies": list(self.studies), "selection": self.selection,
+            "excluded": list(self.excluded), "primary": self.primary, "frequentist": self.frequentist,
+            "bayes": self.bayes, "priors": (self.bayes or {}).get("priors"), "warnings": list(self.warnings),
         }
-        for name in ("assurance", "n_required", "simon", "regression"):
+        if self.assurance is not None:
+            out["assurance"] = self.assurance
+        for name in ("assurance_test", "sample_size", "simon", "monitoring", "counts"):
             value = getattr(self, name)
             if value is not None:
-                out[name] = value
+                out[name] = value.to_dict()
+        if self.safety:
+            out["safety"] = [s.to_dict() for s in self.safety]
+        if self.regression is not None:
+            out["regression"] = self.regression
         return out
+
+    def to_text(self) -> str:
+        """The answer as a protocol statistician reads it (estimates first, then each design)."""
+        lines = []
+        filt = ", ".join(f"{k}={'/'.join(v)}" for k, v in self.filter.items()) or "no filter"
+        source = f"primary analysis {self.analysis}" if self.analysis else "no analysis in models/"
+        lines.append(f"{self.outcome} ({filt}; {source}): {self.k} stud{'y' if self.k == 1 else 'ies'} [{self.method}]")
+        if self.selection:
+            for row in self.selection["rows"]:
+                lines.append(f"  {row['label']}: {row['events']}/{row['total']} ({row['denominator'] or 'denominator not stated'})")
+        p = self.primary
+        if p:
+            pi = (f"; {p['prediction']} {_pct(p['pi_lb'])} to {_pct(p['pi_ub'])}" if p.get("pi_lb") is not None else "")
+            lines.append(f"  primary: {_pct(p['estimate'])} ({p['interval']} {_pct(p['ci_lb'])} to {_pct(p['ci_ub'])}{pi}); "
+                         f"{p['label']}, {p['patients']} patients")
+            if p.get("priors"):
+                lines.append(f"    priors: mu ~ {p['priors']['mu_text']}, tau ~ {p['priors']['tau_text']} (logit scale)")
+        f = self.frequentist
+        if f and f.get("estimate") is not None:
+            what = f.get("label", "frequentist")
+            lines.append(f"  {what}: {_pct(f['estimate'])} ({self.level:g}% CI {_pct(f['ci_lb'])} to {_pct(f['ci_ub'])}; "
+                         f"PI {_pct(f.get('pi_lb'))} to {_pct(f.get('pi_ub'))})"
+                         + (f"; I² = {f['i2']:.0f}%, tau² = {f['tau2']:.3f}" if f.get("i2") is not None else ""))
+        if self.bayes and not p:
+            b = self.bayes
+            lines.append(f"  Bayesian: pooled rate {_pct(b['p_median']['mean'])} (95% CrI {_pct(b['p_median']['lb'])} to "
+                         f"{_pct(b['p_median']['ub'])}); new cohort {_pct(b['p_new']['lb'])} to {_pct(b['p_new']['ub'])}")
+        if self.assurance:
+            a = self.assurance
+            lines.append(f"  predictive probability of at least {a['responses']} responses of {a['n']} "
+                         f"(a new cohort's rate drawn from the posterior predictive) = {a['probability']:.3f}")
+        blocks = [x.to_text() for x in (self.assurance_test, self.sample_size, self.simon, self.monitoring)
+                  if x is not None]
+        blocks += [s.to_text() for s in self.safety]
+        if self.counts is not None:
+            blocks.append(self.counts.to_text())
+        for e in self.excluded:
+            lines.append(f"  excluded {e['id']}: {e['reason']}")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        return "\n\n".join(["\n".join(lines)] + blocks)
 
 
 def parse_where(items: list[str] | tuple[str, ...] | dict | None) -> dict[str, list[str]]:
@@ -106,64 +180,6 @@ def _check_filter(evidence: Evidence, outcome: str, where: dict[str, list[str]])
         elif key not in FILTER_COLUMNS:
             valid = list(review.moderators) + ["design", "setting", "denominator", "cohort_kind"]
             raise UserError(f"--where {key}: unknown moderator; valid: {', '.join(valid)}")
-
-
-def _matching_spec(models_dir: Path | None, evidence: Evidence, outcome: str, where: dict) -> AnalysisSpec | None:
-    if models_dir is None or not Path(models_dir).is_dir():
-        return None
-    loaded = load_specs(models_dir, evidence.review, {p.id for p in evidence.publications})
-    candidates = [s for s in loaded.specs if s.kind == "proportion" and s.outcome == outcome]
-    for spec in candidates:  # same filter: the same analysis
-        if {k: sorted(map(str, v)) for k, v in spec.filter.items()} == {k: sorted(v) for k, v in where.items()}:
-            return spec
-    return candidates[0] if candidates else None
-
-
-def _pool(spec: AnalysisSpec, selection: Selection, method: str) -> dict[str, float | None]:
-    from blinameta.frequentist.escalc import escalc_proportion, transf_proportion
-    from blinameta.frequentist.predict import predict
-    from blinameta.frequentist.rma import rma
-
-    rows = selection.rows
-    events, total = rows["events"].to_numpy(int), rows["total"].to_numpy(int)
-    if method == "GLMM":
-        from blinameta.frequentist.glmm import rma_glmm
-
-        g = rma_glmm(events, total)
-        p = g.predict()
-        vals = [np.ravel(v)[0] for v in (p.pred, p.ci_lb, p.ci_ub, p.pi_lb, p.pi_ub)]
-        est, lb, ub, plb, pub = 1 / (1 + np.exp(-np.array(vals)))
-        return {"estimate": float(est), "ci_lb": float(lb), "ci_ub": float(ub), "pi_lb": float(plb),
-                "pi_ub": float(pub), "i2": float(g.i2), "tau2": float(g.tau2)}
-    es = escalc_proportion("PLO", events, total)
-    fit = rma(es.yi, es.vi, method=method, test=spec.frequentist.test, level=spec.frequentist.level)
-    pr = predict(fit)
-    est, lb, ub, plb, pub = transf_proportion("PLO", np.array([fit.beta[0], fit.ci_lb[0], fit.ci_ub[0], pr.pi_lb[0], pr.pi_ub[0]]))
-    return {"estimate": float(est), "ci_lb": float(lb), "ci_ub": float(ub),
-            "pi_lb": None if not math.isfinite(plb) else float(plb), "pi_ub": None if not math.isfinite(pub) else float(pub),
-            "i2": float(fit.i2), "tau2": float(fit.tau2)}
-
-
-def _bayes_exact(spec: AnalysisSpec, selection: Selection):
-    from blinameta.bayes.exact import fit_exact, posterior_grid
-    from blinameta.bayes.models import binomial_normal
-
-    rows = selection.rows
-    model = binomial_normal(rows["events"].to_numpy(int), rows["total"].to_numpy(int), study=list(rows["label"]),
-                            prior_mu=spec.bayes.prior_mu, prior_tau=spec.bayes.prior_tau)
-    result = fit_exact(model, thresholds=tuple(spec.bayes.thresholds))
-    grid = posterior_grid(model)
-    # predictive rate of a new study as a discrete mixture: grid (mu, tau) x Gauss-Hermite z
-    z, gw = np.polynomial.hermite_e.hermegauss(40)
-    gw = gw / gw.sum()
-    theta = grid.mu[:, None, None] + grid.tau[None, :, None] * z[None, None, :]
-    nodes = 1 / (1 + np.exp(-theta))
-    weights = grid.weight[:, :, None] * gw[None, None, :]
-    bayes = {name: {"mean": float(getattr(result, name).mean), "lb": float(getattr(result, name).lb),
-                    "ub": float(getattr(result, name).ub)} for name in ("p_median", "p_mean", "p_new")}
-    bayes["exceedance"] = [e.to_dict() for e in result.exceedance]
-    bayes["priors"] = {"mu": spec.bayes.prior_mu, "tau": spec.bayes.prior_tau}
-    return bayes, (nodes, weights)
 
 
 def _regression(evidence: Evidence, spec: AnalysisSpec, where: dict[str, list[str]], warnings: list[str]):
@@ -283,18 +299,167 @@ def _relapse_share(evidence: Evidence, rows: pd.DataFrame, level: str) -> np.nda
     return out
 
 
+
+def _specs(models: str | Path | None, evidence: Evidence) -> tuple[AnalysisSpec, ...]:
+    if models is None or not Path(models).is_dir():
+        return ()
+    return load_specs(models, evidence.review, {p.id for p in evidence.publications}).specs
+
+
+def _light(spec: AnalysisSpec, **update) -> AnalysisSpec:
+    """The same selection and headline, without the report's extras (subgroups, sensitivity, ...)."""
+    frequentist = spec.frequentist.model_copy(update={"glmm": False})
+    return spec.model_copy(update={"subgroups": [], "moderators": [], "exploratory_moderators": [],
+                                   "sensitivity": SensitivitySettings(alternatives=False, exclude_derived=False,
+                                                                      leave_one_out=False),
+                                   "frequentist": frequentist, **update})
+
+
+def _narrow(base: AnalysisSpec, where: dict[str, list[str]], notes: list[str]) -> dict[str, list]:
+    """The primary analysis' filter narrowed by ``--where`` (a key it already filters is replaced)."""
+    merged = {k: list(v) for k, v in base.filter.items()}
+    for key, values in where.items():
+        if key in merged and sorted(map(str, merged[key])) != sorted(values):
+            notes.append(f"{key}: the primary analysis {base.id} uses {'/'.join(map(str, merged[key]))}; "
+                         f"this query uses {'/'.join(values)} instead")
+        merged[key] = list(values)
+    return merged
+
+
+def _predictive(bayes) -> Any:
+    """The predictive rate of a new cohort as a mixture: exact posterior grid x Gauss-Hermite nodes."""
+    from blinameta.bayes.exact import posterior_grid
+    from blinameta.design import Predictive
+
+    grid = posterior_grid(bayes.spec)
+    z, gw = np.polynomial.hermite_e.hermegauss(40)
+    theta = grid.mu[:, None, None] + grid.tau[None, :, None] * z[None, None, :]
+    weights = grid.weight[:, :, None] * (gw / gw.sum())[None, None, :]
+    return Predictive.from_samples(1 / (1 + np.exp(-theta)), weights)
+
+
+def _bayes_dict(bayes, spec: AnalysisSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {name: {"mean": float(getattr(bayes, name).mean), "lb": float(getattr(bayes, name).lb),
+                                  "ub": float(getattr(bayes, name).ub)} for name in ("p_median", "p_mean", "p_new")}
+    out["exceedance"] = [e.to_dict() for e in bayes.exceedance]
+    out["priors"] = {"mu": spec.bayes.prior_mu, "tau": spec.bayes.prior_tau}
+    out["method"] = "exact (quadrature)"
+    return out
+
+
+def _frequentist_dict(result, level: float) -> dict[str, Any]:
+    from blinameta.analysis.run import back_transform
+
+    s = result.spec.frequentist
+    if result.main is None:
+        return {"estimate": None, "ci_lb": None, "ci_ub": None, "pi_lb": None, "pi_ub": None, "i2": None, "tau2": None,
+                "label": "frequentist (not pooled: one study)"}
+    m, pr = result.main, result.prediction
+    est, lb, ub = (float(v) for v in back_transform(result, [m.beta[0], m.ci_lb[0], m.ci_ub[0]]))
+    plb, pub = (float(v) for v in back_transform(result, [pr.pi_lb[0], pr.pi_ub[0]]))
+    test = {"knha": "Hartung-Knapp", "z": "Wald z"}.get(s.test, s.test)
+    return {"estimate": est, "ci_lb": lb, "ci_ub": ub,
+            "pi_lb": plb if np.isfinite(plb) and result.selection.k >= 3 else None,
+            "pi_ub": pub if np.isfinite(pub) and result.selection.k >= 3 else None,
+            "i2": float(m.i2), "tau2": float(m.tau2), "measure": s.measure, "estimator": s.method, "test": s.test,
+            "level": level, "label": f"frequentist ({s.method}, {test}, {s.measure})"}
+
+
+def _selection_dict(selection) -> dict[str, Any]:
+    rows = selection.rows
+    cols = [c for c in ("study_id", "label", "cohort_id", "events", "total", "denominator") if c in rows]
+    records = []
+    for rec in rows[cols].to_dict("records"):
+        records.append({k: (None if isinstance(v, float) and np.isnan(v) else (int(v) if k in ("events", "total") else v))
+                        for k, v in rec.items()})
+    denominators = {str(k): int(v) for k, v in rows["denominator"].fillna("not stated").value_counts().items()} if len(rows) else {}
+    return {"rows": records, "denominators": denominators,
+            "rule": "blinameta.analysis.select: the primary analysis' filter narrowed by --where; one row per "
+                    "publication; overlapping publications resolved by the analysis' preference"}
+
+
+def _run(evidence: Evidence, spec: AnalysisSpec):
+    from blinameta.analysis.run import run_analysis
+
+    return run_analysis(evidence, spec)
+
+
+def _outcome_analysis(evidence: Evidence, specs, code: str, cache: dict):
+    """The light primary analysis of another outcome (a toxicity), cached within one query."""
+    if code not in cache:
+        spec = primary_spec(specs, code)
+        if spec is None or spec.kind != "proportion":
+            codes = sorted({s.outcome for s in specs if s.kind == "proportion"})
+            raise UserError(f"no proportion analysis of {code!r} in models/; choose one of: {', '.join(codes)}")
+        result = _run(evidence, _light(spec))
+        if result.bayes is None or result.primary is None:
+            raise UserError(f"{code}: the primary analysis {spec.id} has no Bayesian estimate ({'; '.join(result.notes)})")
+        cache[code] = result
+    return cache[code]
+
+
+def _split(text: str, option: str, example: str, lengths: tuple[int, ...]) -> list[str]:
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in lengths or not all(parts):
+        raise UserError(f"{option} {text!r}: expected {example}")
+    return parts
+
+
+def _floats(parts: list[str], option: str, text: str, example: str) -> list[float]:
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected numbers, e.g. {example}") from None
+
+
+def parse_simon(text: str | tuple | None) -> tuple[float, ...] | None:
+    """``"0.3,0.05,0.2[,0.5]"`` -> ``(p0, alpha, beta[, p1])``."""
+    if text is None or isinstance(text, tuple):
+        return text
+    example = "P0,ALPHA,BETA[,P1], e.g. 0.3,0.05,0.2,0.5"
+    return tuple(_floats(_split(text, "--simon", example, (3, 4)), "--simon", text, example))
+
+
+def parse_safety(items) -> tuple[SafetyRequest, ...]:
+    """``["crs_grade3plus,0.15[,0.9]"]`` -> safety requests."""
+    out = []
+    for item in items or ():
+        if isinstance(item, SafetyRequest):
+            out.append(item)
+            continue
+        example = "OUTCOME,LIMIT[,THRESHOLD], e.g. crs_grade3plus,0.15,0.9"
+        parts = _split(item, "--safety", example, (2, 3))
+        values = _floats(parts[1:], "--safety", item, example)
+        out.append(SafetyRequest(parts[0], *values))
+    return tuple(out)
+
+
 def query(
     outcome: str,
     where: list[str] | dict | None = None,
     *,
     evidence: Evidence | str | Path = "evidence",
     models: str | Path | None = "models",
-    method: str = "REML",
+    method: str | None = None,
     n: int | None = None,
     responses: int | None = None,
+    p0: float | None = None,
+    alpha: float = 0.05,
     assurance_target: float | None = None,
+    n_max: int = 500,
+    simon: tuple[float, ...] | str | None = None,
+    simon_n_max: int | None = None,
+    monitor: bool = False,
+    prior_ess: float = 2.0,
+    theta_t: float | None = None,
+    theta_l: float | None = None,
+    theta_u: float = 1.0,
+    nmax: int | None = None,
+    cohort_size: int = 1,
+    safety: Any = (),
+    safety_ess: float = 10.0,
+    counts: int | None = None,
     rate: float | None = None,
-    simon: tuple[float, float, float] | None = None,
     seed: int = 20240611,
 ) -> QueryResult:
     """Answer a protocol designer's question from the evidence base.
@@ -302,106 +467,198 @@ def query(
     Parameters
     ----------
     outcome
-        Outcome code (``cr``, ``mrd_neg``, ...).
+        Outcome code (``cr``, ``mrd_neg``, ...); without ``where`` the answer is the outcome's
+        primary analysis (``primary_for_outcome`` in ``models/``), equal to the report's headline.
     where
-        Filter: ``["relapse_line=first_relapse", "blast_burden=ge5"]`` or a dict.
+        Filter that narrows the primary population: ``["blast_burden=ge5"]`` or a dict.
     evidence, models
-        The evidence folder (or loaded :class:`Evidence`) and the analyses folder (used for the
-        preference among overlapping publications and for the priors of a matching analysis).
+        The evidence folder (or loaded :class:`Evidence`) and the analyses folder.
     method
-        ``"REML"`` (default, logit scale with Hartung-Knapp), another tau² estimator, or ``"GLMM"``.
+        The frequentist estimator shown beside the Bayesian headline (default: the analysis').
     n, responses
-        Assurance: probability that a trial of ``n`` patients sees at least ``responses`` events.
-    assurance_target, rate
-        Smallest ``n`` whose assurance of observing a rate of at least ``rate`` is >= the target.
-    simon
-        ``(p0, alpha, beta)``: Simon two-stage designs with ``p1`` = the pooled estimate.
+        With ``responses``: the predictive probability of at least that many responses of ``n``.
+    n, p0, alpha
+        Assurance of the planned one-sided exact binomial test of ``H0: p <= p0`` at level
+        ``alpha`` with ``n`` patients (``p0`` defaults to the analysis' decision threshold).
+    assurance_target, n_max
+        The sample sizes (1..``n_max``) whose test-based assurance reaches the target.
+    simon, simon_n_max
+        ``(p0, alpha, beta[, p1])``: Simon's two-stage designs (``p1`` defaults to the pooled
+        estimate, with a warning), searched up to ``simon_n_max``.
+    monitor, prior_ess, theta_t, theta_l, theta_u, nmax, cohort_size
+        Lee & Liu predictive-probability monitoring for the Simon rates: Beta prior with the
+        pooled estimate as mean and ``prior_ess`` patients; ``nmax`` defaults to Simon's optimal n.
+    safety, safety_ess
+        Toxicities to monitor (``"OUTCOME,LIMIT[,THRESHOLD]"`` or :class:`SafetyRequest`), each
+        with a Beta prior centred on its pooled rate with ``safety_ess`` patients.
+    counts
+        Predicted numbers of responders and of each toxicity among ``counts`` patients.
+    rate
+        Retired (use ``p0``).
     seed
-        Seed of the NUTS sampler, used only for a meta-regression prediction (the pooled case
-        is computed exactly, without sampling).
+        Seed of the NUTS sampler, used only for a meta-regression prediction.
     """
-    from blinameta.design import assurance, simon_two_stage, smallest_n_for_assurance
+    from blinameta.design import (
+        assurance,
+        assurance_test,
+        predicted_counts,
+        predictive_monitoring,
+        safety_boundaries,
+        sample_size_for_assurance,
+        simon_two_stage,
+    )
+    from blinameta.design._table import check_n, check_probability
 
+    if rate is not None:
+        raise UserError("--rate is retired: assurance is now that of the planned exact test of H0: p <= p0; "
+                        "use --p0 (e.g. --assurance 0.8 --p0 0.3)")
     if not isinstance(evidence, Evidence):
         evidence = load_evidence_or_fail(evidence)
     where = parse_where(where)
     _check_filter(evidence, outcome, where)
-    method = method.upper()
-    if method not in ("GLMM", "EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"):
-        raise UserError(f"unknown method {method!r}; choose REML (default), GLMM, DL, PM, ML, EB, HE, HS, SJ or EE")
-    base = _matching_spec(Path(models) if models is not None else None, evidence, outcome, where)
-    spec = AnalysisSpec(
-        id="query", title=f"query {outcome}", kind="proportion", outcome=outcome,
-        filter={k: v for k, v in where.items()},
-        prefer=list(base.prefer) if base is not None else [],
-        frequentist=FrequentistSettings(measure="PLO", method="REML" if method == "GLMM" else method, test="knha"),
-        bayes=base.bayes if base is not None else BayesSettings(),
-    )
+    simon = parse_simon(simon)
+    safety = parse_safety(safety)
+    alpha = check_probability("--alpha", alpha, 0.0, 0.5)
+    if n is not None:
+        n = check_n("--n", n)
+    if p0 is not None:
+        p0 = check_probability("--p0", p0)
     warnings: list[str] = []
-    selection = select(evidence, spec)
-    if selection.k and "denominator" not in where:
-        counts = selection.rows["denominator"].value_counts()
-        if len(counts) > 1:
-            listed = ", ".join(f"{d} ({c} stud{'y' if c == 1 else 'ies'})" for d, c in counts.items())
-            raise UserError(
-                f"the studies that match count {outcome} over different denominators: {listed}; "
-                f"add --where denominator=... to pool one kind (e.g. --where denominator={counts.index[0]})")
+    specs = _specs(models, evidence)
+    base = primary_spec(specs, outcome)
+    if base is not None and base.kind != "proportion":
+        base = None
+    if base is None:
+        base = AnalysisSpec(id="query", title=f"query {outcome}", kind="proportion", outcome=outcome, bayes=BayesSettings())
+        warnings.append(f"no primary analysis of {outcome} in models/: default settings and no filter but --where")
+    spec = _light(base, id=f"query_{base.id}", filter=_narrow(base, where, warnings))
+    if method is not None:
+        method = method.upper()
+        if method not in ("EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"):
+            raise UserError(f"unknown method {method!r}; choose REML, DL, PM, ML, EB, HE, HS, SJ or EE")
+        spec = spec.model_copy(update={"frequentist": spec.frequentist.model_copy(update={"method": method})})
+    level = float(spec.frequentist.level)
+    result = _run(evidence, spec)
+    selection = result.selection
+    regression = primary = None
     excluded = tuple(e.to_dict() for e in selection.excluded if e.kind != "no_data")
-    regression = None
     if selection.k == 0:
         fitted = _regression(evidence, spec, where, warnings)
         if fitted is None:
             raise UserError(
-                f"no study reports {outcome} for {', '.join(f'{k}={'/'.join(v)}' for k, v in where.items())}, "
+                f"no study reports {outcome} for {', '.join(f'{k}={'/'.join(map(str, v))}' for k, v in spec.filter.items())}, "
                 "and no meta-regression can predict it (the level is not observed and no reported counts "
                 "give its share); widen the filter")
         relaxed_sel, rows_used, frequentist, regression, frame = fitted
         studies = tuple(rows_used["study_id"])
         excluded = tuple(e.to_dict() for e in relaxed_sel.excluded if e.kind != "no_data")
         bayes, (nodes, weights) = _bayes_regression(spec, rows_used, frame, seed)
-        kind = "meta-regression"
-        k = len(studies)
+        from blinameta.design import Predictive
+
+        predictive = Predictive.from_samples(nodes, weights)
+        kind, k, selection_info = "meta-regression", len(studies), None
+        estimate = float(bayes["p_median"]["mean"])
     else:
-        kind = "pooled"
         k = selection.k
         studies = tuple(selection.study_ids)
+        kind = "pooled" if k > 1 else "single study"
+        frequentist = _frequentist_dict(result, level)
+        if result.bayes is None:
+            raise UserError(f"{outcome}: the Bayesian model could not be fitted ({'; '.join(result.notes)})")
+        bayes = _bayes_dict(result.bayes, spec)
+        primary = result.primary.to_dict() if result.primary is not None else None
+        predictive = _predictive(result.bayes)
+        selection_info = _selection_dict(selection)
+        estimate = float(primary["estimate"]) if primary else float(bayes["p_median"]["mean"])
+        if len(selection_info["denominators"]) > 1:
+            listed = ", ".join(f"{d} ({c})" for d, c in selection_info["denominators"].items())
+            warnings.append(f"the rows pooled count {outcome} over different denominators: {listed}; they are pooled "
+                            f"as the analysis pools them (narrow with --where denominator=...)")
         if k == 1:
-            warnings.append("only one study matches: no pooling, the estimate is that study's")
-            r = selection.rows.iloc[0]
-            from blinameta.frequentist.escalc import ci_clopper_pearson
-
-            lb, ub = ci_clopper_pearson([int(r.events)], [int(r.total)])
-            frequentist = {"estimate": float(r.events / r.total), "ci_lb": float(lb[0]), "ci_ub": float(ub[0]),
-                           "pi_lb": None, "pi_ub": None, "i2": None, "tau2": None}
-        else:
-            frequentist = _pool(spec, selection, method)
-        bayes, (nodes, weights) = _bayes_exact(spec, selection)
+            warnings.append("only one study matches: not pooled, the headline is that study's own estimate")
+    warnings.extend(selection.notes)
     if k < 3:
         warnings.append(f"fewer than three studies ({k}): heterogeneity and predictions are unreliable")
     if frequentist.get("i2") is not None and frequentist["i2"] > 50:
         warnings.append(f"large heterogeneity (I² = {frequentist['i2']:.0f}%): a new cohort may differ widely from the pooled rate")
-    result_assurance = result_n = result_simon = None
-    if n is not None or responses is not None:
-        if n is None or responses is None:
-            raise UserError("--n and --responses go together")
+
+    threshold = base.decision_threshold
+    design: dict[str, Any] = {}
+    if n is not None and responses is not None:
         if not 0 <= responses <= n:
-            raise UserError(f"--responses ({responses}) must be between 0 and --n ({n})")
-        result_assurance = {"n": n, "responses": responses,
-                            "probability": assurance(n, responses, nodes, weights)}
-    if assurance_target is not None:
-        if rate is None:
-            raise UserError("--assurance needs --rate, the response rate the trial must observe (e.g. --rate 0.5)")
-        found = smallest_n_for_assurance(assurance_target, rate, nodes, weights)
-        result_n = ({"target": assurance_target, "rate": rate, "n": found[0], "responses": found[1], "assurance": found[2]}
-                    if found else {"target": assurance_target, "rate": rate, "n": None, "responses": None, "assurance": None})
-        if found is None:
-            warnings.append(f"no trial of up to 1000 patients reaches an assurance of {assurance_target}: "
-                            f"the predictive probability that the rate exceeds {rate} is too small")
+            raise UserError(f"--responses must be between 0 and --n ({n}) (got {responses})")
+        design["assurance"] = {"n": n, "responses": responses, "probability": assurance(n, responses, predictive),
+                               "description": "predictive probability of at least RESPONSES responses of N"}
+    elif responses is not None:
+        raise UserError("--responses needs --n (the patients in the planned trial)")
+    wants_test = (n is not None and (responses is None or p0 is not None)) or assurance_target is not None
+    if wants_test:
+        if p0 is None:
+            if threshold is None or threshold.value >= 1:
+                raise UserError("give --p0 (the null response rate of the planned test, in (0, 1)); "
+                                f"the analysis {base.id} has no decision threshold to default to")
+            p0 = float(threshold.value)
+            warnings.append(f"p0 = {p0:g}: the decision threshold of {base.id} ({threshold.text.strip()})")
+        if n is not None:
+            design["assurance_test"] = assurance_test(n, p0, predictive, alpha=alpha)
+        if assurance_target is not None:
+            found = sample_size_for_assurance(assurance_target, p0, predictive, alpha=alpha, n_max=n_max)
+            design["sample_size"] = found
+            if found.message:
+                warnings.append(found.message)
+    simon_result = None
     if simon is not None:
-        p0, alpha, beta = simon
-        result_simon = simon_two_stage(p0, float(frequentist["estimate"]), alpha, beta).to_dict()
+        s_p0, s_alpha, s_beta = simon[:3]
+        s_p0 = check_probability("P0 of --simon", s_p0)
+        if len(simon) == 4:
+            p1, source = float(simon[3]), "given"
+        else:
+            if estimate <= s_p0 + 0.05:
+                raise UserError(f"the pooled estimate ({estimate:.3f}) is within 0.05 of P0 ({s_p0:g}) or below it: "
+                                "give a clinically meaningful target explicitly, --simon P0,ALPHA,BETA,P1")
+            p1, source = estimate, "pooled estimate"
+            warnings.append(f"Simon's p1 = {p1:.3f} is the pooled estimate; Simon (1989) means p1 as a clinically "
+                            "meaningful target rate: give it as --simon P0,ALPHA,BETA,P1")
+        simon_result = simon_two_stage(s_p0, p1, s_alpha, s_beta, n_max=simon_n_max, predictive=predictive,
+                                       p1_source=source)
+        design["simon"] = simon_result
+        if simon_result.warning:
+            warnings.append(simon_result.warning)
+    trial_n = nmax if nmax is not None else (simon_result.optimal.n if simon_result is not None else n)
+    if monitor:
+        if simon_result is None:
+            raise UserError("--monitor needs --simon P0,ALPHA,BETA[,P1]: its rates and error rates, and its optimal n "
+                            "as the default maximum sample size (--nmax)")
+        design["monitoring"] = predictive_monitoring(
+            simon_result.p0, simon_result.p1, estimate, prior_ess=prior_ess, n_max=trial_n, theta_t=theta_t,
+            theta_l=theta_l, theta_u=theta_u, alpha=simon_result.alpha, beta=simon_result.beta,
+            cohort_size=cohort_size, predictive=predictive)
+        if design["monitoring"].meets_targets is False:
+            warnings.append("the monitoring design does not meet the type I error and power targets (see its table)")
+    cache: dict = {}
+    if safety:
+        if trial_n is None:
+            raise UserError("--safety needs the trial size: give --nmax, --n or --simon")
+        rules = []
+        for request in safety:
+            tox = _outcome_analysis(evidence, specs, request.outcome, cache)
+            label = evidence.review.outcomes[request.outcome].label
+            rules.append(safety_boundaries(label, request.limit, float(tox.primary.estimate), n_max=trial_n,
+                                           prior_ess=safety_ess, threshold=request.threshold, cohort_size=cohort_size))
+        design["safety"] = tuple(rules)
+    if counts is not None:
+        counts = check_n("--counts", counts)
+        predictives = {evidence.review.outcomes[outcome].label: predictive}
+        for code, definition in evidence.review.outcomes.items():
+            if code == outcome or definition.higher_is_better or definition.kind != "proportion":
+                continue
+            if primary_spec(specs, code) is None:
+                continue
+            predictives[definition.label] = _predictive(_outcome_analysis(evidence, specs, code, cache).bayes)
+        design["counts"] = predicted_counts(counts, predictives)
     return QueryResult(
-        outcome=outcome, filter=where, method=kind, k=k, studies=studies, excluded=excluded,
-        frequentist=frequentist, bayes=bayes, warnings=tuple(warnings), assurance=result_assurance,
-        n_required=result_n, simon=result_simon, regression=regression,
+        outcome=outcome, filter={k: [str(x) for x in v] for k, v in spec.filter.items()}, method=kind, k=k,
+        studies=studies, excluded=excluded, frequentist=frequentist, bayes=bayes, warnings=tuple(warnings),
+        analysis=base.id if base.id != "query" else None, selection=selection_info, primary=primary, level=level,
+        regression=regression, _predictive=predictive, **design,
     )

@@ -298,7 +298,7 @@ def simon_two_stage(p0: float, p1: float, alpha: float, beta: float, *, n_max: i
         en0, n, n1, r1_, r, pet0_, a, pw = c
         d = SimonDesign(n1, r1_, n, r, en0, pet0_, a, pw)
         if predictive is not None:
-            pred = as_predictive(predictive)
+            pred = as_predictive(predictive).compressed(4000)
             d = replace(d, assurance=float(np.dot(pred.weights, d.reject_probability(pred.nodes))))
         return d
 
