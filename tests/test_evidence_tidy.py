@@ -101,13 +101,16 @@ def test_survival_rows_only_on_request(review):
     outcomes = [_row(), {"code": "efs", "cohort": "all", "percent": 55, "time_months": 24, "ci_lb": 40,
                          "ci_ub": 68, "n_at_risk": 14, "denominator": "all_treated", "provenance": QUOTE},
                 {"code": "os", "cohort": "all", "median": {"months": 20.5}, "denominator": "all_treated",
+                 "provenance": QUOTE},
+                {"code": "rfs", "cohort": "all", "median": {"reached": False}, "denominator": "all_treated",
                  "provenance": QUOTE}]
     evidence = _evidence(review, [_cohort()], outcomes)
     assert list(tidy(evidence).outcome) == ["cr"]
     frame = tidy(evidence, survival=True).set_index("outcome")
     efs = frame.loc["efs"]
     assert (efs.time_months, efs.estimate_pct, efs.ci_lb_pct, efs.ci_ub_pct, efs.n_at_risk) == (24, 55, 40, 68, 14)
-    assert frame.loc["os", "median_months"] == 20.5 and frame["events"].isna().sum() == 2
+    assert frame.loc["os", "median_months"] == 20.5 and frame["events"].isna().sum() == 3
+    assert frame.loc["os", "median_reached"] and frame.loc["rfs", "median_reached"] is False
     assert str(frame["events"].dtype) == "Int64" and frame.loc["cr", "events"] == 10
 
 

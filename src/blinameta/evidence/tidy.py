@@ -17,7 +17,7 @@ publication's ``own_source``, else ``secondary``), ``external`` and ``external_c
 number of the row comes from outside the sources), ``flags``, the definition family columns
 (``family``, ``grading``, ``mrd_method``, ``mrd_threshold``, ``assessment``), the survival
 columns (``time_months``, ``estimate_pct``, ``ci_lb_pct``, ``ci_ub_pct``, ``n_at_risk``,
-``median_months``), ``arm`` and ``stratum`` (the cohort's label when it is an arm or a
+``median_months``, ``median_reached``), ``arm`` and ``stratum`` (the cohort's label when it is an arm or a
 subgroup). Survival rows (outcome kind ``time_to_event``) are listed only with
 ``survival=True``: they have no events/total and never enter proportion analyses.
 """
@@ -50,7 +50,7 @@ SHARE_COLUMNS = (
 V2_COLUMNS = (
     "source_type", "external", "external_citation", "flags", "family", "grading", "mrd_method",
     "mrd_threshold", "assessment", "time_months", "estimate_pct", "ci_lb_pct", "ci_ub_pct",
-    "n_at_risk", "median_months", "arm", "stratum", *SHARE_COLUMNS,
+    "n_at_risk", "median_months", "median_reached", "arm", "stratum", *SHARE_COLUMNS,
 )
 _LINES = ("refractory", "first_relapse", "second_or_later")
 
@@ -242,6 +242,7 @@ def tidy(
                     "ci_ub_pct": outcome.ci_ub if is_survival and label == "primary" else None,
                     "n_at_risk": outcome.n_at_risk if is_survival and label == "primary" else None,
                     "median_months": median.months if median is not None else None,
+                    "median_reached": median.reached if median is not None else None,
                     "source": prov.source,
                     "location": prov.location,
                     "quote": prov.quote,
