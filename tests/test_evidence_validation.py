@@ -105,3 +105,14 @@ def test_overlaps_that_are_not_transitively_declared_are_warned(tmp_path: Path):
     assert [p for p in evidence.problems if p.severity == "error"] == []
     (warning,) = [p for p in evidence.problems if p.severity == "warning" and "within" in p.message]
     assert warning.file.name == "c.yaml" and "b is within a" in warning.message
+
+
+def test_a_source_document_is_the_own_report_of_one_publication_only(tmp_path: Path):
+    (tmp_path / "review.yaml").write_text((CASES / "review.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    body = (CASES / "pass" / "v2.yaml").read_text(encoding="utf-8")
+    (tmp_path / "v2.yaml").write_text(body, encoding="utf-8")
+    (tmp_path / "twin.yaml").write_text(body.replace("id: v2", "id: twin"), encoding="utf-8")
+    evidence = load_evidence(tmp_path)
+    errors = [p for p in evidence.problems if p.severity == "error"]
+    assert {p.file.name for p in errors} == {"v2.yaml", "twin.yaml"}
+    assert all("own_source" == p.field and "own report of" in p.message for p in errors)

@@ -151,6 +151,14 @@ def _check_publication(
             report(("reported_in", i), f"unknown source {source!r}; known: {', '.join(review.sources)}")
     if pub.own_source is not None and pub.own_source not in review.sources:
         report(("own_source",), f"unknown source {pub.own_source!r}; known: {', '.join(review.sources)}")
+    elif pub.own_source is not None and pub.own_source not in pub.reported_in:
+        report(("own_source",), f"own_source {pub.own_source!r} must also be listed in reported_in")
+    else:
+        others = [p.id for p in evidence.publications if p.id != pub.id and pub.own_source is not None
+                  and p.own_source == pub.own_source]
+        if others:
+            report(("own_source",), f"{pub.own_source!r} is already the own report of {', '.join(others)}; "
+                                    "a source document is the own report of one publication only")
     for i, block in enumerate(pub.external):
         for name in block.fields:
             if name not in type(pub).model_fields or name in _NOT_NUMBERS | {"id", "external", "overlaps"}:
