@@ -128,3 +128,19 @@ def test_mh_and_peto_print_equal_metafor(case_id):
         res = bm.rma_mh(*args, measure=case_id.rsplit("_", 1)[1].upper())
     assert _tokens(str(res)) == _tokens(case["print"])
     assert res.to_frame().shape[0] == 1
+
+
+def test_bayes_result_prints_its_posterior_summary():
+    post = bm.bayes_meta([27, 58, 6, 18], [70, 98, 13, 25], exact=True)
+    frame = post.to_frame()
+    assert list(frame.index[:2]) == ["mu", "tau"]
+    text = str(post)
+    assert "k = 4; exact quadrature" in text and "half_normal:0.5" in text
+    for name in ("mu", "tau", "p_median", "p_new"):
+        assert f"{frame.loc[name, 'lb']:.4f}" in text and f"{frame.loc[name, 'ub']:.4f}" in text
+    assert "<table" in post._repr_html_()
+
+
+def test_python_dash_m_runs_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "blinameta", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "pool" in out.stdout and "init" in out.stdout

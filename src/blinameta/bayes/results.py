@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from blinameta.bayes._present import BayesPresentation
 from blinameta.bayes._numerics import (
     mixture_cdf,
     mixture_quantile,
@@ -152,7 +153,7 @@ class Diagnostics:
 
 
 @dataclass(frozen=True)
-class BayesResult:
+class BayesResult(BayesPresentation):
     """A fitted Bayesian random-effects analysis (sampling or exact quadrature).
 
     Attributes
