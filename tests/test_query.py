@@ -114,6 +114,7 @@ def test_simon_p1_defaults_to_the_pooled_estimate_with_a_warning(capsys):
     (["--simon", "0.3,0.05"], "expected P0,ALPHA,BETA[,P1]"),
     (["--safety", "crs_grade3plus,0.15"], "--safety needs the trial size"),
     (["--monitor"], "--monitor needs --simon"),
+    (["--n", "30", "--outcome", "crs_grade3plus"], "is an upper limit"),
 ])
 def test_bad_values_exit_2_with_the_valid_range(capsys, args, message):
     status, _, err = _cli(capsys, "--outcome", "cr", *args)

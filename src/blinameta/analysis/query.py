@@ -398,6 +398,12 @@ def _outcome_analysis(evidence: Evidence, specs, code: str, cache: dict):
     return cache[code]
 
 
+def _prior_mean(result) -> float:
+    """The pooled rate as a prior mean: the headline, or the Bayesian mean rate when the headline is 0 or 1."""
+    value = float(result.primary.estimate) if result.primary is not None else float(result.bayes.p_mean.mean)
+    return value if 0 < value < 1 else float(result.bayes.p_mean.mean)
+
+
 def _split(text: str, option: str, example: str, lengths: tuple[int, ...]) -> list[str]:
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) not in lengths or not all(parts):
@@ -569,7 +575,7 @@ def query(
         primary = result.primary.to_dict() if result.primary is not None else None
         predictive = _predictive(result.bayes)
         selection_info = _selection_dict(selection)
-        estimate = float(primary["estimate"]) if primary else float(bayes["p_median"]["mean"])
+        estimate = _prior_mean(result)
         if len(selection_info["denominators"]) > 1:
             listed = ", ".join(f"{d} ({c})" for d, c in selection_info["denominators"].items())
             warnings.append(f"the rows pooled count {outcome} over different denominators: {listed}; they are pooled "
@@ -597,6 +603,10 @@ def query(
             if threshold is None or threshold.value >= 1:
                 raise UserError("give --p0 (the null response rate of the planned test, in (0, 1)); "
                                 f"the analysis {base.id} has no decision threshold to default to")
+            if threshold.direction != "above":
+                raise UserError(f"the decision threshold of {base.id} ({threshold.value:g}) is an upper limit, but the "
+                                "planned test is of H0: p <= p0 (a response rate); give --p0 explicitly, or use "
+                                f"--safety {outcome},LIMIT for a toxicity")
             p0 = float(threshold.value)
             warnings.append(f"p0 = {p0:g}: the decision threshold of {base.id} ({threshold.text.strip()})")
         if n is not None:
@@ -643,7 +653,7 @@ def query(
         for request in safety:
             tox = _outcome_analysis(evidence, specs, request.outcome, cache)
             label = evidence.review.outcomes[request.outcome].label
-            rules.append(safety_boundaries(label, request.limit, float(tox.primary.estimate), n_max=trial_n,
+            rules.append(safety_boundaries(label, request.limit, _prior_mean(tox), n_max=trial_n,
                                            prior_ess=safety_ess, threshold=request.threshold, cohort_size=cohort_size))
         design["safety"] = tuple(rules)
     if counts is not None:
