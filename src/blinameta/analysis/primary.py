@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Primary", "PRIMARY_RULES", "PRIOR_REFERENCES", "primary_from_bayes", "primary_single_study",
-           "posterior_mu_cdf"]
+__all__ = ["Primary", "PRIMARY_RULES", "PRIOR_REFERENCES", "headline", "primary_from_bayes",
+           "primary_single_study", "posterior_mu_cdf"]
 
 #: Reference of each heterogeneity prior family (cited on the methods page and in summary.json).
 PRIOR_REFERENCES = {
@@ -123,11 +123,15 @@ class Primary:
         return asdict(self)
 
 
-def posterior_mu_cdf(model, values) -> np.ndarray:
-    """``P(mu <= v)`` for each ``v`` under the exact posterior of ``model`` (no sampling)."""
+def posterior_mu_cdf(model, values, settings: dict | None = None) -> np.ndarray:
+    """``P(mu <= v)`` for each ``v`` under the exact posterior of ``model`` (no sampling).
+
+    ``settings`` (a fit's ``settings``) selects the same grid as that fit.
+    """
     from blinameta.bayes.exact import marginal_cdf
 
-    return np.asarray(marginal_cdf(model, mu=np.asarray(values, dtype=float))["mu"], dtype=float)
+    grid = {k: settings[k] for k in ("n_mu", "n_tau", "n_gh", "refine") if settings and k in settings}
+    return np.asarray(marginal_cdf(model, mu=np.asarray(values, dtype=float), **grid)["mu"], dtype=float)
 
 
 def _median_mu(model, bayes) -> float:
@@ -137,7 +141,7 @@ def _median_mu(model, bayes) -> float:
         return float(median)
     lo, hi = bayes.mu.lb, bayes.mu.ub
     grid = np.linspace(lo, hi, 121)
-    cdf = np.maximum.accumulate(posterior_mu_cdf(model, grid))
+    cdf = np.maximum.accumulate(posterior_mu_cdf(model, grid, bayes.settings))
     return float(np.interp(0.5, cdf, grid))
 
 
@@ -170,7 +174,8 @@ def primary_from_bayes(spec, bayes, *, k: int, patients: int, events: int | None
         if threshold is not None:
             above = exceed.get(f"{threshold.value:g}")
             if above is None:
-                above = 1.0 - float(posterior_mu_cdf(model, [math.log(threshold.value / (1 - threshold.value))])[0])
+                above = 1.0 - float(posterior_mu_cdf(model, [math.log(threshold.value / (1 - threshold.value))],
+                                                     bayes.settings)[0])
             prob = above if threshold.direction == "above" else 1.0 - above
             sign = ">" if threshold.direction == "above" else "<"
             decision = {"threshold": threshold.value, "direction": threshold.direction, "probability": prob,
@@ -181,7 +186,7 @@ def primary_from_bayes(spec, bayes, *, k: int, patients: int, events: int | None
         estimate, lb, ub = (float(v) for v in np.exp([median_mu, bayes.mu.lb, bayes.mu.ub]))
         pi = (float(math.exp(bayes.theta_new.lb)), float(math.exp(bayes.theta_new.ub)))
         cuts = sorted({1.0} | ({threshold.value} if threshold is not None else set()))
-        below = posterior_mu_cdf(model, np.log(cuts))
+        below = posterior_mu_cdf(model, np.log(cuts), bayes.settings)
         exceed = {f"{c:g}": float(1.0 - b) for c, b in zip(cuts, below)}
         decision = None
         if threshold is not None:
@@ -219,3 +224,56 @@ def primary_single_study(spec, *, estimate: float, ci_lb: float, ci_ub: float, p
         patients=int(patients), events=events, priors=None, pooled=False, interval=interval, prediction=None,
         note="one study: its own estimate is shown; nothing is pooled",
     )
+
+
+def headline(spec, rows, *, bayes=None, prior_tau: str | None = None, fast: bool = False) -> Primary | None:
+    """The headline estimate of ``rows`` (a selection's rows) by the spec's headline method.
+
+    Parameters
+    ----------
+    spec : AnalysisSpec
+    rows : pandas.DataFrame
+        One row per study, as :func:`blinameta.analysis.select.select` returns them.
+    bayes : BayesResult, optional
+        An exact-path fit of these rows (fitted here when omitted).
+    prior_tau : str, optional
+        Another heterogeneity prior (sensitivity analyses).
+    fast : bool
+        Use the coarser exact-path grid of the sensitivity analyses (``run.FAST_GRID``).
+
+    Returns
+    -------
+    Primary or None
+        ``None`` when ``rows`` is empty.
+    """
+    from blinameta.analysis.run import _fit_bayes, effect_sizes
+
+    k = len(rows)
+    if k == 0:
+        return None
+    patients = int(rows["total"].sum())
+    if spec.kind == "proportion":
+        events = int(rows["events"].sum())
+    elif spec.kind == "risk_ratio":
+        events = int(rows["ai"].sum() + rows["ci"].sum())
+    else:
+        events = None
+    if k == 1:
+        row = rows.iloc[0]
+        if spec.kind == "proportion":
+            from blinameta.frequentist.escalc import ci_clopper_pearson
+
+            lb, ub = ci_clopper_pearson([int(row["events"])], [int(row["total"])], level=95.0)
+            est, lb, ub = int(row["events"]) / int(row["total"]), float(lb[0]), float(ub[0])
+        elif spec.kind == "hazard_ratio":
+            est, lb, ub = float(row["hr"]), float(row["ci_lb"]), float(row["ci_ub"])
+        else:
+            es = effect_sizes(spec, rows)
+            half = 1.959963984540054 * math.sqrt(float(es.vi[0]))
+            est, lb, ub = (float(v) for v in np.exp([es.yi[0], es.yi[0] - half, es.yi[0] + half]))
+        return primary_single_study(spec, estimate=est, ci_lb=lb, ci_ub=ub, patients=patients, events=events,
+                                    label=str(row["label"]))
+    if bayes is None:
+        es = effect_sizes(spec, rows)
+        bayes = _fit_bayes(spec, rows, es.yi, es.vi, prior_tau=prior_tau, fast=fast)
+    return primary_from_bayes(spec, bayes, k=k, patients=patients, events=events)

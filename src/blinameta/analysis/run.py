@@ -22,7 +22,6 @@ from blinameta.evidence.loader import Evidence
 __all__ = [
     "SubgroupAnalysis",
     "MetaRegression",
-    "Sensitivity",
     "AnalysisResult",
     "run_analysis",
     "effect_sizes",
@@ -31,6 +30,8 @@ __all__ = [
 
 #: Seed of the permutation tests in the report (reproducible reports).
 PERMUTATION_SEED = 20240101
+#: Small-study (funnel-asymmetry) tests need at least this many studies (Cochrane Handbook 13.3.5.4).
+SMALL_STUDY_MIN_K = 10
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,19 @@ class SubgroupAnalysis:
     """A subgroup analysis by one moderator."""
 
     moderator: str
-    result: Any  # blinameta.frequentist.subgroup.SubgroupResult
+    result: Any  # blinameta.frequentist.subgroup.SubgroupResult; qb/qb_p are those of the honest test
     labels: tuple[str, ...]  # group of each included study (in row order)
+    k_excluded_missing: int = 0  # studies left out of the test: moderator not reported
+    single_study_groups: tuple[str, ...] = ()  # shown, but excluded from the test when possible
+    test_label: str = ""
+    tested_groups: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result
+        return {"moderator": self.moderator, "groups": list(r.groups), "k": [int(v) for v in r.k],
+                "qb": float(r.qb), "df": int(r.qb_df[0]), "pval": float(r.qb_p), "test_label": self.test_label,
+                "tested_groups": list(self.tested_groups), "single_study_groups": list(self.single_study_groups),
+                "k_excluded_missing": self.k_excluded_missing}
 
 
 @dataclass(frozen=True)
@@ -54,20 +66,6 @@ class MetaRegression:
     rows: tuple[int, ...]  # indices of the studies used (rows of the selection)
     grid: tuple  # moderator values predicted at
     prediction: Any  # Prediction at grid (effect scale)
-
-
-@dataclass(frozen=True)
-class Sensitivity:
-    """The main model re-fitted on another selection."""
-
-    label: str
-    k: int
-    estimate: float
-    ci_lb: float
-    ci_ub: float
-    tau2: float
-    i2: float
-    studies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -92,10 +90,13 @@ class AnalysisResult:
     egger: Any = None
     begg: Any = None
     trimfill: Any = None
-    sensitivity: tuple[Sensitivity, ...] = ()
+    sensitivity: tuple = ()  # blinameta.analysis.sensitivity.SensitivityRow
     notes: tuple[str, ...] = ()
     study_ci: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     primary: Any = None  # blinameta.analysis.primary.Primary (None when no study qualifies)
+    small_study: Any = None  # (test name, RegtestResult): Peters (proportions) or Egger (ratios), k >= 10
+    certainty: Any = None  # blinameta.analysis.grade.Certainty
+    moderator_models: tuple = ()  # blinameta.analysis.moderators.ModeratorModel (exploratory)
 
     @property
     def k(self) -> int:
@@ -114,7 +115,18 @@ class AnalysisResult:
             "headline": spec.headline,
             "decision_threshold": spec.decision_threshold.model_dump() if spec.decision_threshold else None,
             "sensitivity_margin": spec.margin,
+            "sensitivity": [row.to_dict() for row in self.sensitivity],
+            "certainty": self.certainty.to_dict() if self.certainty is not None else None,
+            "subgroup_tests": [sg.to_dict() for sg in self.subgroups],
+            "moderator_models": [m.to_dict() for m in self.moderator_models],
         }
+        if self.small_study is not None:
+            name, test = self.small_study
+            out["diagnostics"] = {"small_study": {"test": name, "stat": float(test.zval), "pval": float(test.pval),
+                                                  "k": self.k}}
+        else:
+            out["diagnostics"] = {"small_study": None,
+                                  "note": f"not run: {self.k} studies, fewer than {SMALL_STUDY_MIN_K}"}
         return out
 
     def to_display(self, values: Any) -> np.ndarray:
@@ -166,20 +178,6 @@ def _try(notes: list[str], what: str, func, *args, **kwargs):
     except (ValueError, UserError, ArithmeticError, np.linalg.LinAlgError) as exc:
         notes.append(f"{what}: not computed ({exc})")
         return None
-
-
-def _refit_summary(spec: AnalysisSpec, selection: Selection, label: str) -> Sensitivity | None:
-    from blinameta.frequentist.rma import rma
-
-    if selection.k < 2:
-        return None
-    es = effect_sizes(spec, selection.rows)
-    s = spec.frequentist
-    fit = rma(es.yi, es.vi, method=s.method, test=s.test, level=s.level)
-    ni = selection.rows["total"].to_numpy(float)
-    est, lb, ub = back_transform(spec, np.array([fit.beta[0], fit.ci_lb[0], fit.ci_ub[0]]), ni)
-    return Sensitivity(label, selection.k, float(est), float(lb), float(ub), float(fit.tau2), float(fit.i2),
-                       tuple(selection.study_ids))
 
 
 def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
@@ -245,7 +243,7 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
         result = _try(notes, f"subgroups by {moderator}", subgroup, yi[use], vi[use],
                       values[use].astype(str).to_numpy(), tau2="separate", method=s.method, test=s.test, level=s.level)
         if result is not None:
-            subgroups.append(SubgroupAnalysis(moderator, result, tuple("not reported" if pd.isna(v) else str(v) for v in values)))
+            subgroups.append(_honest_subgroups(moderator, result, values, yi, vi, s, notes))
 
     metaregs = []
     for moderator in spec.moderators:
@@ -258,48 +256,38 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
     if main is not None and k >= 3:
         parts["leave1out"] = _try(notes, "leave-one-out", leave1out, main)
         parts["influence"] = _try(notes, "influence diagnostics", influence, main)
-        parts["egger"] = _try(notes, "Egger's test", regtest, main)
-        parts["begg"] = _try(notes, "Begg's test", ranktest, main)
-        parts["trimfill"] = _try(notes, "trim-and-fill", trimfill, main)
+        if k >= SMALL_STUDY_MIN_K:
+            if spec.kind == "proportion":
+                from blinameta.frequentist.diagnostics import peters_test
+
+                test = _try(notes, "Peters' test", peters_test, main, rows["total"].to_numpy(float))
+                parts["small_study"] = ("Peters' test", test) if test is not None else None
+            else:
+                parts["egger"] = _try(notes, "Egger's test", regtest, main)
+                parts["small_study"] = ("Egger's test", parts["egger"]) if parts["egger"] is not None else None
+            parts["begg"] = _try(notes, "Begg's test", ranktest, main)
+            parts["trimfill"] = _try(notes, "trim-and-fill", trimfill, main)
+        else:
+            notes.append(f"small-study tests not run: {k} studies, fewer than {SMALL_STUDY_MIN_K} "
+                         "(Cochrane Handbook 13.3.5.4)")
     elif main is not None:
         notes.append("fewer than 3 studies: no small-study or leave-one-out diagnostics")
 
-    sensitivity = []
-    if main is not None:
-        sensitivity.append(Sensitivity(
-            "main analysis", k, *[float(v) for v in back_transform(spec, [main.beta[0], main.ci_lb[0], main.ci_ub[0]], rows["total"].to_numpy(float))],
-            float(main.tau2), float(main.i2), tuple(selection.study_ids)))
-        if spec.sensitivity.alternatives and spec.kind != "hazard_ratio" and bool(rows.get("flagged", pd.Series(dtype=bool)).any()):
-            alt = select(evidence, spec, readings="alternative")
-            cols = ["study_id", "ai", "n1i", "ci", "n2i"] if spec.kind == "risk_ratio" else ["study_id", "events", "total"]
-            same = len(alt.rows) == len(rows) and alt.rows[cols].reset_index(drop=True).equals(rows[cols].reset_index(drop=True))
-            if same:
-                notes.append("sensitivity (alternative readings): the alternative readings do not change the pooled data")
-            else:
-                item = _try(notes, "sensitivity (alternative readings)", _refit_summary, spec, alt,
-                            "alternative readings of contradictory sources")
-                if item is not None:
-                    sensitivity.append(item)
-                else:
-                    notes.append(f"sensitivity (alternative readings): {alt.k} stud{'y' if alt.k == 1 else 'ies'}, too few to refit")
-        if spec.sensitivity.exclude_derived and bool(rows.get("derived", pd.Series(dtype=bool)).any()):
-            nd = select(evidence, spec, exclude_derived=True)
-            item = _try(notes, "sensitivity (without derived counts)", _refit_summary, spec, nd,
-                        "without counts derived from percentages")
-            if item is not None:
-                sensitivity.append(item)
-            else:
-                notes.append(f"sensitivity without derived counts: {nd.k} stud{'y' if nd.k == 1 else 'ies'} left, too few to refit")
-        if parts.get("glmm") is not None and spec.kind == "proportion":
-            g = parts["glmm"]
-            est, lb, ub = (1 / (1 + np.exp(-np.array([g.beta[0], g.ci_lb[0], g.ci_ub[0]]))))
-            sensitivity.append(Sensitivity("binomial-normal GLMM (exact likelihood)", k, float(est), float(lb), float(ub),
-                                           float(g.tau2), float(g.i2), tuple(selection.study_ids)))
-    parts["primary"] = _primary(spec, selection, parts.get("bayes"), study_ci, yi, notes)
+    parts["primary"] = _primary(spec, selection, parts.get("bayes"), notes)
+    from blinameta.analysis.sensitivity import sensitivity_strip
+
+    sensitivity = _try(notes, "sensitivity analyses", sensitivity_strip, evidence, spec, selection, yi, vi,
+                       main=main, common=parts.get("common"), glmm=parts.get("glmm"), primary=parts["primary"]) or ()
     if k < 3:
         notes.append(f"only {k} stud{'y' if k == 1 else 'ies'}: estimates of heterogeneity are unreliable")
     if main is not None and main.i2 > 50:
         notes.append(f"substantial heterogeneity (I² = {main.i2:.0f}%)")
+    if spec.exploratory_moderators and k >= 1:
+        from blinameta.analysis.moderators import moderator_models
+
+        parts["moderator_models"] = _try(notes, "exploratory moderators", moderator_models, spec, rows) or ()
+    parts["certainty"] = _try(notes, "GRADE certainty", _certainty, evidence, spec, selection, yi, main,
+                              parts["primary"], parts.get("small_study"))
     return AnalysisResult(
         spec=spec, selection=selection, yi=yi, vi=vi, scale=scale,
         subgroups=tuple(subgroups), metaregressions=tuple(metaregs), sensitivity=tuple(sensitivity),
@@ -307,7 +295,13 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
     )
 
 
-def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, prior_tau: str | None = None):
+#: Grid of the exact path for sensitivity refits: summaries within about 1e-4 of the default grid
+#: (checked on the MRD data, k = 8) at a tenth of the time, without the shrunken-study summaries' cost.
+FAST_GRID = {"n_mu": 31, "n_tau": 31, "refine": 3}
+
+
+def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.ndarray, prior_tau: str | None = None,
+               fast: bool = False):
     """Exact-path Bayesian fit (binomial-normal for proportions, normal-normal for log ratios)."""
     from blinameta.bayes.exact import fit_exact
     from blinameta.bayes.models import binomial_normal, normal_normal
@@ -318,9 +312,9 @@ def _fit_bayes(spec: AnalysisSpec, rows: pd.DataFrame, yi: np.ndarray, vi: np.nd
     if spec.kind == "proportion":
         model = binomial_normal(rows["events"].to_numpy(int), rows["total"].to_numpy(int), study=labels,
                                 prior_mu=b.prior_mu, prior_tau=tau)
-        return fit_exact(model, thresholds=exceedance_thresholds(spec))
+        return fit_exact(model, thresholds=exceedance_thresholds(spec), **(FAST_GRID if fast else {}))
     model = normal_normal(yi, vi, study=labels, prior_mu=b.prior_mu, prior_tau=tau)
-    return fit_exact(model)
+    return fit_exact(model, **(FAST_GRID if fast else {}))
 
 
 def exceedance_thresholds(spec: AnalysisSpec) -> tuple[float, ...]:
@@ -331,33 +325,149 @@ def exceedance_thresholds(spec: AnalysisSpec) -> tuple[float, ...]:
     return tuple(sorted(values))
 
 
-def _primary(spec: AnalysisSpec, selection: Selection, bayes, study_ci, yi, notes: list[str]):
+def _primary(spec: AnalysisSpec, selection: Selection, bayes, notes: list[str]):
     """The headline: the Bayesian posterior (k >= 2) or the single study's own estimate."""
-    from blinameta.analysis.primary import primary_from_bayes, primary_single_study
+    from blinameta.analysis.primary import headline
 
-    rows = selection.rows
-    k = selection.k
-    patients = int(rows["total"].sum()) if k else 0
-    if spec.kind == "proportion":
-        events = int(rows["events"].sum())
-    elif spec.kind == "risk_ratio":
-        events = int(rows["ai"].sum() + rows["ci"].sum())
-    else:
-        events = None
-    if k == 1:
-        if spec.kind == "proportion":
-            est = float(rows["events"].iloc[0]) / float(rows["total"].iloc[0])
-            lb, ub = float(study_ci[0][0]), float(study_ci[1][0])
-        elif spec.kind == "hazard_ratio":
-            est, lb, ub = float(rows["hr"].iloc[0]), float(rows["ci_lb"].iloc[0]), float(rows["ci_ub"].iloc[0])
-        else:
-            est, lb, ub = (float(v) for v in np.exp([yi[0], study_ci[0][0], study_ci[1][0]]))
-        return primary_single_study(spec, estimate=est, ci_lb=lb, ci_ub=ub, patients=patients, events=events,
-                                    label=str(rows["label"].iloc[0]))
-    if bayes is None:
+    if selection.k >= 2 and bayes is None:
         notes.append("no headline estimate: the Bayesian model could not be fitted")
         return None
-    return _try(notes, "headline estimate", primary_from_bayes, spec, bayes, k=k, patients=patients, events=events)
+    return _try(notes, "headline estimate", headline, spec, selection.rows, bayes=bayes)
+
+
+def grade_framework(evidence: Evidence) -> dict[str, Any]:
+    """The GRADE framework and starting levels: review.yaml's ``grade:`` section over the defaults."""
+    from blinameta.analysis.grade import GRADE_FRAMEWORK
+
+    section = getattr(evidence.review, "grade", None)
+    if section is None:
+        return dict(GRADE_FRAMEWORK)
+    extra = section if isinstance(section, dict) else section.model_dump(exclude_none=True)
+    return {**GRADE_FRAMEWORK, **extra}
+
+
+def _study_rob(evidence: Evidence, spec: AnalysisSpec, study_id: str) -> str | None:
+    """A study's overall risk-of-bias judgement for this outcome (RoB 2 per result where given)."""
+    pub = next((p for p in evidence.publications if p.id == study_id), None)
+    rob = getattr(pub, "risk_of_bias", None)
+    if rob is None:
+        return None
+    codes = {spec.outcome, *spec.endpoints}
+    for result in getattr(rob, "results", ()) or ():
+        if codes & set(result.outcomes):
+            return result.overall
+    return rob.overall
+
+
+def _dominant_share(values: pd.Series, weights: np.ndarray) -> tuple[list[str], float]:
+    """Distinct values and the weight share of the studies outside the heaviest value."""
+    labels = values.fillna("unspecified").astype(str).to_numpy()
+    totals = {v: float(weights[labels == v].sum()) for v in sorted(set(labels))}
+    top = max(totals, key=totals.get)
+    return [f"{v} ({int((labels == v).sum())})" for v in totals], 1.0 - totals[top] / float(weights.sum())
+
+
+#: Denominators that count the same patients for the question (all treated = the safety set).
+_SAME_DENOMINATOR = {"safety_set": "all_treated", "assessed": "evaluable"}
+
+
+def _indirectness(evidence: Evidence, spec: AnalysisSpec, rows: pd.DataFrame, weights: np.ndarray) -> list:
+    out = []
+    if "family" in rows and rows["family"].notna().any():
+        levels, share = _dominant_share(rows["family"], weights)
+        if len(levels) > 1:
+            out.append((f"outcome definitions differ: {', '.join(levels)}", share))
+    if spec.kind == "proportion" and "denominator" in rows:
+        denominators = rows["denominator"].map(lambda d: _SAME_DENOMINATOR.get(d, d))
+        if denominators.nunique(dropna=True) > 1:
+            levels, share = _dominant_share(denominators, weights)
+            out.append((f"denominators differ: {', '.join(levels)}", share))
+    if "flags" in rows:
+        flagged = rows["flags"].fillna("").astype(str).str.contains("treatment_related_only|lower_bound|upper_bound")
+        if flagged.any():
+            share = float(weights[flagged.to_numpy()].sum() / weights.sum())
+            out.append((f"counts limited or bounded in {int(flagged.sum())} stud{'y' if flagged.sum() == 1 else 'ies'} "
+                        "(treatment-related only, or a bound)", share))
+    if "blast_burden" not in spec.filter and spec.kind == "proportion" and spec.outcome in ("cr",):
+        out.append(("complete remission pooled over cohorts with and without overt disease", 1.0))
+    return out
+
+
+def _certainty(evidence: Evidence, spec: AnalysisSpec, selection: Selection, yi, main, primary, small_study):
+    """Assemble the GRADE inputs from the analysis and rate them (blinameta.analysis.grade)."""
+    from blinameta.analysis.grade import GradeInputs, StudyRob, certainty
+
+    if primary is None:
+        return None
+    rows = selection.rows
+    k = selection.k
+    weights = np.asarray(main.weights, dtype=float) if main is not None else np.ones(k)
+    framework = grade_framework(evidence)
+    randomized = spec.kind != "proportion"
+    threshold = spec.decision_threshold
+    if spec.kind == "proportion":
+        study_estimates = tuple(float(v) for v in rows["events"] / rows["total"])
+    else:
+        study_estimates = tuple(float(v) for v in np.exp(yi))
+    control_risk = None
+    if spec.kind == "risk_ratio":
+        control_risk = float(rows["ci"].sum() / rows["n2i"].sum())
+    inputs = GradeInputs(
+        design="randomized" if randomized else "single_arm", scale=primary.scale, k=k, patients=primary.patients,
+        estimate=primary.estimate, ci_lb=primary.ci_lb, ci_ub=primary.ci_ub, pi_lb=primary.pi_lb, pi_ub=primary.pi_ub,
+        threshold=(threshold.value, threshold.direction) if threshold is not None else None,
+        i2=float(main.i2) if main is not None else None,
+        tau=float(np.sqrt(main.tau2)) if main is not None else None,
+        study_estimates=study_estimates,
+        rob=tuple(StudyRob(sid, _study_rob(evidence, spec, sid), float(w)) for sid, w in zip(rows["study_id"], weights)),
+        indirect=tuple(_indirectness(evidence, spec, rows, weights)),
+        small_study_p=float(small_study[1].pval) if small_study else None,
+        small_study_test=small_study[0] if small_study else "",
+        events=primary.events, control_risk=control_risk,
+        measure={"hazard_ratio": "HR", "risk_ratio": "RR"}.get(spec.kind, ""),
+        start=framework["start_randomized" if randomized else "start_single_arm"],
+        outcome_label=evidence.review.outcomes[spec.outcome].label if spec.outcome in evidence.review.outcomes else "",
+    )
+    overrides = {d: (o.levels, o.reason) for d, o in spec.grade.override.items()}
+    return certainty(inputs, overrides, framework)
+
+
+def _honest_subgroups(moderator: str, result, values: pd.Series, yi, vi, s, notes: list[str]) -> SubgroupAnalysis:
+    """Subgroups shown as fitted; the test for differences leaves out single-study subgroups.
+
+    A subgroup with one study has no within-subgroup heterogeneity estimate and falls back to a
+    Wald z interval; comparing it by the fixed-effect Q test is optimistic (metafor warns). The
+    test is therefore repeated among the subgroups with two or more studies; when fewer than two
+    such subgroups remain it is kept but labelled z-based and optimistic. Studies that do not
+    report the moderator are counted and stated with the test (Cochrane Handbook 10.11.3.1).
+    """
+    from dataclasses import replace
+
+    from blinameta.frequentist.subgroup import subgroup
+
+    labels = tuple("not reported" if pd.isna(v) else str(v) for v in values)
+    missing = int(values.isna().sum())
+    singles = tuple(g for g, kk in zip(result.groups, result.k) if kk == 1)
+    multi = [g for g, kk in zip(result.groups, result.k) if kk >= 2]
+    tested = tuple(result.groups)
+    if singles and len(multi) >= 2:
+        keep = np.array([lab in multi for lab in labels])
+        restricted = _try(notes, f"subgroup test by {moderator}", subgroup, yi[keep], vi[keep],
+                          np.array(labels)[keep], tau2="separate", method=s.method, test=s.test, level=s.level)
+        if restricted is not None:
+            result = replace(result, qb=restricted.qb, qb_df=restricted.qb_df, qb_p=restricted.qb_p)
+            tested = tuple(multi)
+        label = (f"test among subgroups with 2 or more studies; single-study subgroups shown but not tested "
+                 f"({', '.join(singles)})")
+    elif singles:
+        label = ("z-based test including single-study subgroups (" + ", ".join(singles) + "): optimistic, "
+                 "read with caution")
+    else:
+        label = "test for subgroup differences (separate τ² per subgroup)"
+    if missing:
+        label += f"; {missing} stud{'y' if missing == 1 else 'ies'} not reporting {moderator} left out"
+        notes.append(f"subgroups by {moderator}: {missing} of {len(values)} studies do not report it and are not in the test")
+    return SubgroupAnalysis(moderator, result, labels, missing, singles, label, tested)
 
 
 def _metaregression(spec: AnalysisSpec, rows: pd.DataFrame, yi, vi, moderator: str, notes: list[str]):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blinameta.errors import UserError
 from blinameta.evidence.loader import Problem, format_path
-from blinameta.evidence.schema import ID_PATTERN, Review
+from blinameta.evidence.schema import ID_PATTERN, Denominator, Design, Review, Setting
 from blinameta.evidence.yamlsafe import ParsedYaml, parse_yaml
 
 __all__ = [
@@ -41,11 +41,11 @@ __all__ = [
 #: Columns of the tidy table a filter may use besides the review's moderators.
 FILTER_COLUMNS = ("design", "setting", "denominator", "cohort_kind", "treatment", "timepoint", "study_id")
 
-#: Values of the filter columns that the schema fixes.
+#: Values of the filter columns that the schema fixes (read from the schema, so they cannot drift).
 _FIXED_VALUES = {
-    "design": ("randomized", "single_arm_trial", "expanded_access", "retrospective_cohort", "case_series"),
-    "setting": ("clinical_trial", "real_world"),
-    "denominator": ("all_treated", "overt_disease", "responders", "assessed", "evaluable", "other"),
+    "design": get_args(Design),
+    "setting": get_args(Setting),
+    "denominator": get_args(Denominator),
     "cohort_kind": ("cohort", "subgroup", "arm"),
 }
 

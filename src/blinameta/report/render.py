@@ -93,7 +93,8 @@ def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file
             mask = np.array([lab == g for lab in sg.labels])
             e, l, u = back_transform(result, [est, lb, ub], ni[mask] if mask.any() else ni)
             groups.append({"name": g, "k": int(kk), "estimate": e, "ci_lb": l, "ci_ub": u, "tau2": float(t2)})
-        subgroups.append({"moderator": sg.moderator, "groups": groups, "qb": res.qb, "df": int(res.qb_df[0]), "p": res.qb_p})
+        subgroups.append({"moderator": sg.moderator, "groups": groups, "qb": res.qb, "df": int(res.qb_df[0]), "p": res.qb_p,
+                          "label": sg.test_label})
     metaregs = []
     for mr in result.metaregressions:
         fit = mr.result

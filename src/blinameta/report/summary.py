@@ -97,11 +97,6 @@ def summarise(result: AnalysisResult) -> dict[str, Any]:
                                       "lb": _f(math.exp(b.theta_new.lb)), "ub": _f(math.exp(b.theta_new.ub))}
         bayes["study"] = [s.to_dict() for s in b.study]
         out["bayes"] = bayes
-    out["sensitivity"] = [
-        {"label": s.label, "k": s.k, "estimate": _f(s.estimate), "ci_lb": _f(s.ci_lb), "ci_ub": _f(s.ci_ub),
-         "tau2": _f(s.tau2), "i2": _f(s.i2), "studies": list(s.studies)}
-        for s in result.sensitivity
-    ]
     out.update(result.methods_summary())
     return _clean(out)
 
