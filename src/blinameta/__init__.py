@@ -60,6 +60,14 @@ _EXPORTS: dict[str, str] = {
     "load_models": "blinameta.api",
     "run_analysis": "blinameta.api",
     "query": "blinameta.analysis.query",
+    # trial designs
+    "assurance": "blinameta.design",
+    "assurance_test": "blinameta.design",
+    "sample_size_for_assurance": "blinameta.design",
+    "simon_two_stage": "blinameta.design",
+    "predictive_monitoring": "blinameta.design",
+    "safety_boundaries": "blinameta.design",
+    "predicted_counts": "blinameta.design",
 }
 
 __all__ = ["UserError", "__version__", *_EXPORTS]
