@@ -256,7 +256,8 @@ def test_bad_values_name_the_valid_range(call, message):
 # --- Lee & Liu predictive-probability monitoring ----------------------------------------------
 
 def test_predictive_probability_reproduces_lee_liu_table_1_and_ph2bye():
-    # Lee & Liu 2008, Table 1: p0 = 0.6, Beta(0.6, 0.4), Nmax = 40, 16 of 23, theta_T = 0.9 -> PP = 0.5656
+    # Lee & Liu 2008, p. 97 (Table 1; also the example of ph2bayes::predprob): p0 = 0.6, Beta(0.6, 0.4),
+    # Nmax = 40, 16 of 23 responses, theta_T = 0.9 -> PP = 0.5656
     assert predictive_probability(16, 23, 40, 0.6, 0.4, 0.6, 0.9) == pytest.approx(0.5656, abs=5e-5)
     # ph2bye::PredP(16, 23, 40, 1, 1, 0.5, 0.9) = 0.8871897
     assert predictive_probability(16, 23, 40, 1.0, 1.0, 0.5, 0.9) == pytest.approx(0.8871897, abs=1e-7)
