@@ -381,7 +381,7 @@ def _selection_dict(selection) -> dict[str, Any]:
 def _run(evidence: Evidence, spec: AnalysisSpec):
     from blinameta.analysis.run import run_analysis
 
-    return run_analysis(evidence, spec)
+    return run_analysis(evidence, spec, sensitivity_strip=False)
 
 
 def _outcome_analysis(evidence: Evidence, specs, code: str, cache: dict):

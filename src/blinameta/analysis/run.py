@@ -180,8 +180,8 @@ def _try(notes: list[str], what: str, func, *args, **kwargs):
         return None
 
 
-def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
-    """Select, fit and diagnose one analysis."""
+def run_analysis(evidence: Evidence, spec: AnalysisSpec, *, sensitivity_strip: bool = True) -> AnalysisResult:
+    """Select, fit and diagnose one analysis (``sensitivity_strip=False``: without the strip, as ``query`` needs)."""
     from blinameta.frequentist.confint import confint_tau2
     from blinameta.frequentist.diagnostics import influence, leave1out, ranktest, regtest, trimfill
     from blinameta.frequentist.escalc import ci_clopper_pearson
@@ -274,10 +274,11 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec) -> AnalysisResult:
         notes.append("fewer than 3 studies: no small-study or leave-one-out diagnostics")
 
     parts["primary"] = _primary(spec, selection, parts.get("bayes"), notes)
-    from blinameta.analysis.sensitivity import sensitivity_strip
+    from blinameta.analysis.sensitivity import sensitivity_strip as strip
 
-    sensitivity = _try(notes, "sensitivity analyses", sensitivity_strip, evidence, spec, selection, yi, vi,
-                       main=main, common=parts.get("common"), glmm=parts.get("glmm"), primary=parts["primary"]) or ()
+    sensitivity = (_try(notes, "sensitivity analyses", strip, evidence, spec, selection, yi, vi, main=main,
+                        common=parts.get("common"), glmm=parts.get("glmm"), primary=parts["primary"]) or ()
+                   if sensitivity_strip else ())
     if k < 3:
         notes.append(f"only {k} stud{'y' if k == 1 else 'ies'}: estimates of heterogeneity are unreliable")
     if main is not None and main.i2 > 50:
