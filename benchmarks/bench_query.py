@@ -52,9 +52,9 @@ def main() -> None:
         ("python -c pass", "pass"),
         ("import numpy, scipy.stats", "import numpy, scipy.stats"),
         ("import blinameta.cli", "import blinameta.cli"),
-        ("+ evidence loader (pydantic, YAML)", "import blinameta.cli, blinameta.evidence.loader"),
-        ("+ analysis (frequentist, bayes.exact)", "import blinameta.cli, blinameta.analysis.run, blinameta.bayes.exact"),
-        ("+ load the evidence folder", "from blinameta.evidence.loader import load_evidence; load_evidence('evidence')"),
+        ("import blinameta.cli + evidence loader (pydantic, YAML)", "import blinameta.cli, blinameta.evidence.loader"),
+        ("import blinameta.cli + analysis (frequentist, bayes.exact)", "import blinameta.cli, blinameta.analysis.run, blinameta.bayes.exact"),
+        ("import the loader and load the evidence folder", "from blinameta.evidence.loader import load_evidence; load_evidence('evidence')"),
         ("blinameta query " + " ".join(ARGS), cli),
     ]
     for label, code in rows:
