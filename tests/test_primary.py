@@ -146,3 +146,15 @@ def test_proportion_headline_is_the_posterior_median_and_never_continuity_correc
     assert 0 in result.bayes.spec.events
     assert p.prob_decision["probability"] == pytest.approx(
         posterior_mu_cdf(result.bayes.spec, [logit(0.1)])[0], abs=1e-6)
+
+
+def test_methods_rules_are_data_with_references_and_the_grade_start_comes_from_the_review(evidence):
+    from blinameta.analysis import methods_rules
+    from blinameta.analysis.run import grade_framework
+
+    rules = methods_rules()
+    assert len({r["id"] for r in rules}) == len(rules)
+    assert all(r["title"] and r["text"] and r["references"] for r in rules)
+    framework = grade_framework(evidence)
+    assert framework["start_single_arm"] == evidence.review.grade.start_single_arm
+    assert "Iorio" in framework["framework"]

@@ -33,6 +33,28 @@ PERMUTATION_SEED = 20240101
 #: Small-study (funnel-asymmetry) tests need at least this many studies (Cochrane Handbook 13.3.5.4).
 SMALL_STUDY_MIN_K = 10
 
+#: Rules of the subgroup and small-study analyses, for the methods page.
+SUBGROUP_RULES = (
+    {"id": "subgroups", "title": "Subgroups",
+     "text": "Each subgroup is pooled on its own (its own heterogeneity) and the subgroup estimates are compared by a "
+             "test for subgroup differences. A subgroup with a single study is shown but left out of the test, "
+             "because its interval ignores heterogeneity and the test would be optimistic; when fewer than two "
+             "subgroups have two or more studies, the test is kept but labelled z-based and optimistic. Studies that "
+             "do not report the subgrouping variable are counted and named with the test. Subgroup findings are "
+             "observational and, with these few studies, confounded by other differences between cohorts.",
+     "references": ["Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, section 10.11",
+                    "Borenstein M, Higgins JPT. Meta-analysis and subgroups. Prev Sci 2013;14:134-43"]},
+    {"id": "small_study", "title": "Small-study effects",
+     "text": "Tests for funnel-plot asymmetry are run only with at least ten studies. For proportions we use "
+             "Peters' test (regression on the inverse of the sample size), because Egger's test on logit "
+             "proportions is biased: a logit's standard error depends on the proportion itself.",
+     "references": ["Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, section 13.3.5.4",
+                    "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L. JAMA 2006;295:676-80",
+                    "Hunter JP, Saratzis A, Sutton AJ, et al. In meta-analyses of proportion studies, funnel plots "
+                    "were found to be an inaccurate method of assessing publication bias. J Clin Epidemiol "
+                    "2014;67:897-903"]},
+)
+
 
 @dataclass(frozen=True)
 class SubgroupAnalysis:
@@ -375,8 +397,10 @@ _SAME_DENOMINATOR = {"safety_set": "all_treated", "assessed": "evaluable"}
 def _indirectness(evidence: Evidence, spec: AnalysisSpec, rows: pd.DataFrame, weights: np.ndarray) -> list:
     out = []
     if "family" in rows and rows["family"].notna().any():
-        levels, share = _dominant_share(rows["family"], weights)
-        if len(levels) > 1:
+        stated = rows["family"].notna().to_numpy() & (rows["family"].astype(str) != "unspecified").to_numpy()
+        if rows["family"][stated].nunique() > 1:
+            levels, share = _dominant_share(rows["family"][stated], weights[stated])
+            share *= float(weights[stated].sum() / weights.sum())
             out.append((f"outcome definitions differ: {', '.join(levels)}", share))
     if spec.kind == "proportion" and "denominator" in rows:
         denominators = rows["denominator"].map(lambda d: _SAME_DENOMINATOR.get(d, d))

@@ -335,19 +335,31 @@ def _data_rows(evidence, spec, selection, fit_headline: Callable, primary) -> li
             out.append(_data_row("with_partial_overlaps", "Including partially overlapping cohorts", with_partial,
                                  fit_headline, note="patients counted twice where cohorts overlap"))
     if "family" in rows:
-        families = rows["family"].fillna("unspecified").astype(str)
-        levels = sorted(set(families))
-        if len(levels) > 1:
+        families = rows["family"].astype(object).where(rows["family"].notna(), "unspecified").astype(str)
+        specified = sorted(set(families) - {"unspecified"})
+        if len(set(families)) > 1 and specified:
             labels = _family_labels(evidence, spec)
-            for fam in levels:
+            for fam in specified:
                 subset = rows[families.to_numpy() == fam].reset_index(drop=True)
                 out.append(_data_row(f"family_{fam}", f"Only studies defining the outcome as {labels.get(fam, fam)}",
-                                     subset, fit_headline))
+                                     subset, fit_headline,
+                                     note=f"{int((families != fam).sum())} studies with another or no stated "
+                                          "definition left out"))
     if "external" in rows and rows["external"].fillna(False).astype(bool).any():
         ext = rows["external"].fillna(False).astype(bool).to_numpy()
         out.append(_data_row("without_external", "Without numbers from outside the source documents",
                              rows[~ext].reset_index(drop=True), fit_headline,
                              note=f"{int(ext.sum())} stud{'y' if ext.sum() == 1 else 'ies'} with external numbers"))
+    if not spec.include_external and any(e.kind == "external" for e in selection.excluded):
+        with_ext = select(evidence, spec.model_copy(update={"include_external": True}))
+        n_ext = sum(e.kind == "external" for e in selection.excluded)
+        out.append(_data_row("with_external", "Including numbers from outside the source documents", with_ext.rows,
+                             fit_headline, note=f"{n_ext} stud{'y' if n_ext == 1 else 'ies'} added"))
+    flagged = list(getattr(selection, "flagged_for_sensitivity", []) or [])
+    if flagged:
+        kept = rows[~rows["study_id"].isin(flagged)].reset_index(drop=True)
+        out.append(_data_row("without_flagged", "Without counts flagged as a bound or with an unclear denominator",
+                             kept, fit_headline, note=f"left out: {', '.join(flagged)}"))
     if spec.sensitivity.leave_one_out and k >= 3 and primary is not None:
         out.append(_leave_one_out(rows, fit_headline, primary))
     return out

@@ -32,6 +32,7 @@ __all__ = [
     "SHARE_MODERATORS",
     "AnalysisSpec",
     "primary_spec",
+    "methods_rules",
     "FILTER_COLUMNS",
     "load_specs",
     "load_specs_or_fail",
@@ -383,3 +384,22 @@ def load_specs_or_fail(directory: str | Path, review: Review, publication_ids: s
     if not loaded.specs:
         raise UserError(f"{directory}: no analysis specifications (*.yaml)")
     return loaded.specs, loaded.files
+
+
+def methods_rules() -> tuple[dict, ...]:
+    """Every statistical rule of the analyses as data, for the report's methods page.
+
+    Each item has ``id``, ``title``, ``text`` (plain language) and ``references``; the GRADE
+    framework item also has ``start_randomized``, ``start_single_arm`` and ``justification``.
+    The code that applies each rule lives next to its text (primary, sensitivity, grade,
+    moderators, run), so the page and the computation cannot drift apart.
+    """
+    from blinameta.analysis.grade import GRADE_FRAMEWORK, GRADE_RULES
+    from blinameta.analysis.moderators import MODERATOR_RULES
+    from blinameta.analysis.primary import PRIMARY_RULES
+    from blinameta.analysis.run import SUBGROUP_RULES
+    from blinameta.analysis.sensitivity import SENSITIVITY_RULES
+
+    framework = {"id": "grade_framework", "title": "Certainty of the evidence (GRADE)",
+                 "text": GRADE_FRAMEWORK["justification"], **GRADE_FRAMEWORK}
+    return (*PRIMARY_RULES, *SENSITIVITY_RULES, *SUBGROUP_RULES, *MODERATOR_RULES, framework, *GRADE_RULES)

@@ -204,6 +204,17 @@ class RiskOfBiasTool(_Record):
     )
 
 
+class GradeFramework(_Record):
+    """How the certainty of the evidence is rated (GRADE): framework, starting levels and why."""
+
+    framework: ShortText
+    start_randomized: Literal["high", "low"] = "high"
+    start_single_arm: Literal["high", "low"] = Field(
+        description="Starting level of single-arm rates: high (Iorio et al. 2015) or low.")
+    justification: Text
+    references: list[Text] = Field(default_factory=list)
+
+
 class Review(_Record):
     """The review file: question, source documents, outcome codes and moderators."""
 
@@ -216,6 +227,9 @@ class Review(_Record):
     risk_of_bias_tools: dict[Identifier, RiskOfBiasTool] = Field(default_factory=dict)
     sources_dir: ShortText | None = Field(
         default=None, description="Folder of the source documents, relative to the evidence folder."
+    )
+    grade: GradeFramework | None = Field(
+        default=None, description="GRADE framework and starting levels (blinameta.analysis.grade)."
     )
 
 
