@@ -84,6 +84,8 @@ def test_query_json_keys_and_design_helpers(capsys):
     assert {"outcome", "analysis", "filter", "method", "level", "priors", "selection", "k", "studies", "excluded",
             "primary", "frequentist", "bayes", "assurance", "assurance_test", "sample_size", "simon"} <= set(out)
     assert out["level"] == 95.0 and out["priors"]["tau"] == out["bayes"]["priors"]["tau"]
+    assert out["method"] == "pooled" and out["headline_method"] == "bayes_binomial_normal"
+    assert out["frequentist"]["estimator"] == "REML" and out["frequentist"]["test"] == "knha" and out["frequentist"]["se"] > 0
     assert set(out["assurance"]) >= {"n", "responses", "probability"}
     test = out["assurance_test"]
     assert set(test) >= {"probability", "n", "p0", "alpha", "critical_responses"}

@@ -79,6 +79,7 @@ class QueryResult:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "outcome": self.outcome, "analysis": self.analysis, "filter": self.filter, "method": self.method,
+            "headline_method": (self.primary or {}).get("method") or (self.bayes or {}).get("method"),
             "level": self.level, "k": self.k, "studies": list(self.studies), "selection": self.selection,
             "excluded": list(self.excluded), "primary": self.primary, "frequentist": self.frequentist,
             "bayes": self.bayes, "priors": (self.bayes or {}).get("priors"), "warnings": list(self.warnings),
@@ -361,7 +362,8 @@ def _frequentist_dict(result, level: float) -> dict[str, Any]:
     return {"estimate": est, "ci_lb": lb, "ci_ub": ub,
             "pi_lb": plb if np.isfinite(plb) and result.selection.k >= 3 else None,
             "pi_ub": pub if np.isfinite(pub) and result.selection.k >= 3 else None,
-            "i2": float(m.i2), "tau2": float(m.tau2), "measure": s.measure, "estimator": s.method, "test": s.test,
+            "i2": float(m.i2), "tau2": float(m.tau2), "se": float(m.se[0]), "se_scale": s.measure,
+            "measure": s.measure, "estimator": s.method, "test": s.test,
             "level": level, "label": f"frequentist ({s.method}, {test}, {s.measure})"}
 
 
