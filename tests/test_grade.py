@@ -98,3 +98,5 @@ def test_summary_of_findings_numbers():
     assert sof["per"] == 1000 and sof["risk"] == pytest.approx(450.0) and sof["difference"] == pytest.approx(150.0)
     assert sof["difference_ci"] == [pytest.approx(60.0), pytest.approx(270.0)]
     assert "probably" in certainty(replace(BASE, ci_lb=0.25)).plain_language
+    capped = certainty(replace(rr, control_risk=0.6)).sof  # 0.6 * 1.9 > 1
+    assert capped["ci"][1] == 1000.0 and capped["difference_ci"][1] == pytest.approx(400.0) and "capped" in capped["note"]

@@ -158,3 +158,19 @@ def test_methods_rules_are_data_with_references_and_the_grade_start_comes_from_t
     framework = grade_framework(evidence)
     assert framework["start_single_arm"] == evidence.review.grade.start_single_arm
     assert "Iorio" in framework["framework"]
+
+
+def test_summary_json_carries_the_methods_objects(evidence, specs):
+    import json
+
+    from blinameta.report.summary import summarise
+
+    spec = next(s for s in specs if s.id == "hr_os")
+    summary = json.loads(json.dumps(summarise(run_analysis(evidence, spec)), allow_nan=False))
+    assert summary["primary"]["method"] == "bayes_normal_normal" and summary["primary_for_outcome"]
+    assert {"id", "label", "estimate", "ci_lb", "ci_ub", "k", "changes_conclusion", "flag_reason", "available"} <= set(
+        summary["sensitivity"][0])
+    assert summary["certainty"]["level"] in ("high", "moderate", "low", "very_low")
+    assert len(summary["certainty"]["judgements"]) == 5
+    assert summary["diagnostics"]["small_study"] is None
+    assert summary["decision_threshold"]["value"] == 1.0

@@ -340,11 +340,13 @@ def _sof(inputs: GradeInputs) -> dict[str, Any]:
                                         "ci": [inputs.ci_lb, inputs.ci_ub]}, "k": inputs.k, "patients": inputs.patients}
     if inputs.control_risk is not None and inputs.measure == "RR":
         c = inputs.control_risk
-        out.update(per=1000, control_risk=1000 * c, risk=1000 * c * inputs.estimate,
-                   ci=[1000 * c * inputs.ci_lb, 1000 * c * inputs.ci_ub],
-                   difference=1000 * c * (inputs.estimate - 1),
-                   difference_ci=[1000 * c * (inputs.ci_lb - 1), 1000 * c * (inputs.ci_ub - 1)],
+        risk = [min(1000.0, 1000 * c * r) for r in (inputs.estimate, inputs.ci_lb, inputs.ci_ub)]
+        out.update(per=1000, control_risk=1000 * c, risk=risk[0], ci=risk[1:],
+                   difference=risk[0] - 1000 * c, difference_ci=[r - 1000 * c for r in risk[1:]],
                    control_risk_source="pooled risk of the control arms")
+        if 1000 * c * inputs.ci_ub > 1000:
+            out["note"] = ("risks capped at 1000 per 1000: a risk ratio applied to a high control risk can exceed "
+                           "certainty")
     else:
         out.update(per=None, note="absolute effect not given: no control risk at a fixed time in the sources")
     return out
