@@ -15,8 +15,8 @@ differs from its cohort's n. Warnings: an overlap that is not transitively consi
 overlaps B, C is the same patients as B or a subset of them, and A does not declare C); a stated
 overall risk of bias that differs from the
 tool's rule (:func:`blinameta.evidence.rob.overall_from_items`) without an ``override:``
-reason; a publication with results but no risk-of-bias block (severity
-:data:`MISSING_RISK_OF_BIAS_SEVERITY`).
+reason. Error: a publication with results but no risk-of-bias block
+(:data:`MISSING_RISK_OF_BIAS_SEVERITY`).
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ __all__ = [
 
 _RESERVED_MODERATORS = {"design", "setting"}
 
-#: Severity of a publication with outcome rows or comparisons but no ``risk_of_bias`` block.
-#: "warning" while the curation of issue 10 is under way; to become "error" once every
-#: publication is judged (evidence v2 contract: risk_of_bias is required).
-MISSING_RISK_OF_BIAS_SEVERITY = "warning"
+#: Severity of a publication with outcome rows or comparisons but no ``risk_of_bias`` block: an
+#: error, since every publication of the evidence base is judged (Cochrane Handbook ch. 7-8).
+MISSING_RISK_OF_BIAS_SEVERITY = "error"
 
 #: The relation the other publication of an overlap must declare back.
 INVERSE_RELATION = {"same_patients": "same_patients", "subset": "superset", "superset": "subset",
