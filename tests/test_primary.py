@@ -174,3 +174,20 @@ def test_summary_json_carries_the_methods_objects(evidence, specs):
     assert len(summary["certainty"]["judgements"]) == 5
     assert summary["diagnostics"]["small_study"] is None
     assert summary["decision_threshold"]["value"] == 1.0
+
+
+def test_two_primaries_stop_the_report_with_a_located_message(tmp_path, capsys):
+    from blinameta.cli import main
+
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    (tmp_path / "models").mkdir()
+    shutil.copy(ROOT / "models" / "mrd_neg_cr.yaml", tmp_path / "models")
+    text = (ROOT / "models" / "mrd_neg_lt5.yaml").read_text().replace("primary_for_outcome: false",
+                                                                      "primary_for_outcome: true")
+    (tmp_path / "models" / "mrd_neg_lt5.yaml").write_text(text)
+    status = main(["report", "--evidence", str(tmp_path / "evidence"), "--models", str(tmp_path / "models"),
+                   "--out", str(tmp_path / "reports"), "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    line = text.splitlines().index("primary_for_outcome: true") + 1
+    assert f"mrd_neg_lt5.yaml:{line}: error: primary_for_outcome: 2 models are the primary analysis" in err

@@ -402,4 +402,24 @@ def methods_rules() -> tuple[dict, ...]:
 
     framework = {"id": "grade_framework", "title": "Certainty of the evidence (GRADE)",
                  "text": GRADE_FRAMEWORK["justification"], **GRADE_FRAMEWORK}
-    return (*PRIMARY_RULES, *SENSITIVITY_RULES, *SUBGROUP_RULES, *MODERATOR_RULES, framework, *GRADE_RULES)
+    return (*PRIMARY_RULES, DECISION_RULE, *SENSITIVITY_RULES, *SUBGROUP_RULES, *MODERATOR_RULES, framework,
+            *GRADE_RULES)
+
+
+#: How the primary analysis and the decision thresholds are chosen (methods page).
+DECISION_RULE = {
+    "id": "decision_thresholds",
+    "title": "One primary analysis per outcome, and decision thresholds",
+    "text": "Each outcome has exactly one primary analysis, named in its model file; other analyses of the same "
+            "outcome (other denominators or populations) are secondary. Each model states a decision threshold "
+            "with its clinical reason, for example a complete-remission rate of 30% as the minimum worth pursuing, "
+            "or an upper limit of 10% for grade 3 or higher cytokine release syndrome. The thresholds are the "
+            "review team's assumptions, not established minimal important differences; for randomized hazard and "
+            "risk ratios the threshold is the null effect. They are used to rate imprecision and inconsistency, to "
+            "flag sensitivity analyses that change the conclusion (together with a margin: 5 percentage points for "
+            "rates, 10% relative for ratios, unless the model states another), and as the default response rate "
+            "to beat in the trial-design tools.",
+    "references": ["Zeng L, Brignardello-Petersen R, Hultcrantz M, et al. GRADE guidelines 32: GRADE offers guidance "
+                   "on choosing targets of GRADE certainty of evidence ratings. J Clin Epidemiol 2021;137:163-75",
+                   "Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, chapter 10"],
+}
