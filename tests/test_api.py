@@ -144,3 +144,27 @@ def test_bayes_result_prints_its_posterior_summary():
 def test_python_dash_m_runs_the_command_line():
     out = subprocess.run([sys.executable, "-m", "blinameta", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "pool" in out.stdout and "init" in out.stdout
+
+
+def test_analysis_result_presents_the_review_analysis(tmp_path):
+    """``bm.run_analysis`` on the review: the printed summary carries the headline and the GRADE
+    rating, ``to_frame()`` the studies with their observed proportions and exact intervals."""
+    from blinameta.frequentist.escalc import ci_clopper_pearson
+
+    root = Path(__file__).resolve().parents[1]
+    res = bm.run_analysis("cr_overt", evidence=root / "evidence", models=root / "models")
+    frame = res.to_frame()
+    assert len(frame) == res.k
+    np.testing.assert_allclose(frame["estimate"], frame["events"] / frame["total"])
+    lb, ub = ci_clopper_pearson(frame["events"].to_numpy(int), frame["total"].to_numpy(int))
+    np.testing.assert_allclose(frame["ci_lb"], lb)
+    np.testing.assert_allclose(frame["weight"].sum(), 100.0)
+    text = str(res)
+    assert res.spec.title in text and "Primary analysis" in text
+    assert f"{100 * res.primary.estimate:.1f}%" in text
+    if res.certainty is not None:
+        assert res.certainty.symbols in text
+    assert len(res.sensitivity_frame()) == len(res.sensitivity)
+    from matplotlib.figure import Figure
+
+    assert isinstance(res.forest(), Figure)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from blinameta.analysis._present import AnalysisPresentation
 from blinameta.analysis.select import Selection, select
 from blinameta.analysis.spec import AnalysisSpec
 from blinameta.errors import UserError
@@ -91,7 +92,7 @@ class MetaRegression:
 
 
 @dataclass(frozen=True)
-class AnalysisResult:
+class AnalysisResult(AnalysisPresentation):
     """Everything the report and the query need about one analysis."""
 
     spec: AnalysisSpec
