@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "current_umask"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "current_umask", "read_regular_file"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -52,3 +53,36 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, exclusive: bool = False
 def atomic_write_text(path: str | Path, text: str, *, exclusive: bool = False) -> None:
     """Write UTF-8 text atomically; see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
+
+
+def read_regular_file(path: Path, limit: int, *, root: Path | None = None) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
+
+    Folders, devices (``/dev/zero``) and pipes are refused before they are opened for reading
+    (a FIFO would block), and the read itself stops at ``limit + 1`` bytes whatever ``stat``
+    said. With ``root``, a symbolic link that leads outside ``root`` is refused.
+
+    Raises
+    ------
+    OSError
+        With a message for the user (``strerror``) when the file cannot or may not be read.
+    """
+    path = Path(path)
+    if root is not None:
+        real, top = os.path.realpath(path), os.path.realpath(root)
+        if os.path.commonpath([real, top]) != top:
+            raise OSError(f"a symbolic link to {real}, outside {root}; copy the file into the folder instead")
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+        raise OSError(f"not a regular file ({kind})")
+    if info.st_size > limit:
+        raise OSError(f"file is {info.st_size} bytes; the limit is {limit} bytes")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
+            raise OSError("not a regular file")
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise OSError(f"file is larger than the limit of {limit} bytes")
+    return raw

@@ -113,6 +113,15 @@ def study_label(first_author: str, year: int) -> str:
     return f"{surname} {year}"
 
 
+def _suffix(n: int) -> str:
+    """1 -> ``a``, 26 -> ``z``, 27 -> ``aa``, 28 -> ``ab``: letters for same author-year labels, unbounded."""
+    letters = ""
+    while n > 0:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return letters
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -393,7 +402,7 @@ def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
     for label in labels:
         if counts[label] > 1:
             seen[label] = seen.get(label, 0) + 1
-            label = f"{label}{'abcdefghij'[seen[label] - 1]}"
+            label = f"{label}{_suffix(seen[label])}"
         unique.append(label)
     rows.insert(0, "label", unique)
     return rows

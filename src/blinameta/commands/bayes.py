@@ -7,6 +7,7 @@ import warnings
 
 import click
 
+from blinameta.commands._options import MAX_CHAINS, MAX_DRAWS
 from blinameta.errors import UserError
 
 __all__ = ["bayes"]
@@ -15,7 +16,7 @@ __all__ = ["bayes"]
 def _spec_from_csv(path, events, total, yi, vi, mods, study, prior_mu, prior_tau, prior_coef):
     from blinameta.bayes.models import binomial_normal, normal_normal
     from blinameta.bayes.priors import parse_prior
-    from blinameta.csvinput import read_csv
+    from blinameta.csvinput import check_effect_sizes, read_csv
 
     counts = events is not None or total is not None
     generic = yi is not None or vi is not None
@@ -60,6 +61,7 @@ def _spec_from_csv(path, events, total, yi, vi, mods, study, prior_mu, prior_tau
                                prior_tau=p_tau, prior_coef=p_coef)
     y = table.numeric(yi)
     v = table.numeric(vi, positive=True)
+    check_effect_sizes(table, yi, vi, y, v)
     return normal_normal(y, v, study=labels, mods=moderators, prior_mu=p_mu, prior_tau=p_tau,
                          prior_coef=p_coef)
 
@@ -171,10 +173,10 @@ def _print(result) -> None:
 @click.option("--prior-coef", metavar="TEXT", help="Prior of moderator coefficients, "
               "e.g. normal:0:1 (default).")
 @click.option("--exact", is_flag=True, help="Exact quadrature instead of sampling (no --mods).")
-@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--tune", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed.")
+@click.option("--draws", type=click.IntRange(min=1, max=MAX_DRAWS), default=1000, show_default=True)
+@click.option("--tune", type=click.IntRange(min=1, max=MAX_DRAWS), default=1000, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1, max=MAX_CHAINS), default=4, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None, help="Random seed.")
 @click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default=None,
               help="NUTS implementation (default nutpie).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the posterior cache.")
@@ -191,6 +193,7 @@ def bayes(file, events, total, yi, vi, mods, study, prior_mu, prior_tau, prior_c
 
         result = fit_exact(spec)
     else:
+        from blinameta.bayes.cache import CacheWarning
         from blinameta.bayes.fit import (
             DEFAULT_SAMPLER,
             DEFAULT_SEED,
@@ -215,7 +218,7 @@ def bayes(file, events, total, yi, vi, mods, study, prior_mu, prior_tau, prior_c
             except DiagnosticsError as exc:
                 failure = exc
         for w in caught:
-            if issubclass(w.category, ConvergenceRetryWarning):
+            if issubclass(w.category, (ConvergenceRetryWarning, CacheWarning)):
                 click.echo(f"warning: {w.message}", err=True)
         if failure is not None:
             # not the user's fault: exit status 1, one line with the numbers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 from blinameta.errors import UserError
 from blinameta.evidence.schema import ID_PATTERN
 from blinameta.io import atomic_write_text
+from blinameta.text import printable
 
 __all__ = ["new", "template_text"]
 
@@ -33,7 +35,7 @@ def _review_keys(evidence_dir: Path) -> tuple[str, str]:
     source, outcome = "replace_me", "cr"
     review = evidence_dir / "review.yaml"
     if review.is_file():
-        parsed, _ = parse_yaml(review)
+        parsed, _ = parse_yaml(review, root=evidence_dir)
         value = parsed.value if parsed is not None and isinstance(parsed.value, dict) else {}
         sources = value.get("sources")
         outcomes = value.get("outcomes")
@@ -50,17 +52,23 @@ def _review_keys(evidence_dir: Path) -> tuple[str, str]:
               show_default=True, help="The evidence folder.")
 def new(publication_id: str, evidence_dir: Path) -> None:
     """Write a template for PUBLICATION_ID into the evidence folder (never overwrites)."""
-    if not re.match(ID_PATTERN, publication_id) or len(publication_id) > 64:
+    # fullmatch: "$" in ID_PATTERN would also match before a trailing newline
+    if not re.fullmatch(ID_PATTERN, publication_id) or len(publication_id) > 64:
         raise UserError(
-            f"{publication_id!r} is not a valid publication id: lower-case letters, digits and "
+            f"{printable(publication_id)} is not a valid publication id: lower-case letters, digits and "
             "underscores, starting with a letter (e.g. smith2024)"
         )
     if not evidence_dir.is_dir():
         raise UserError(f"{evidence_dir}: no such folder")
     target = evidence_dir / f"{publication_id}.yaml"
-    if target.exists():
+    if os.path.lexists(target):  # also a dangling symbolic link
         raise UserError(f"{target}: already exists; not overwritten")
     source, outcome = _review_keys(evidence_dir)
-    atomic_write_text(target, template_text(publication_id, source=source, outcome=outcome),
-                      exclusive=True)
+    try:
+        atomic_write_text(target, template_text(publication_id, source=source, outcome=outcome),
+                          exclusive=True)
+    except FileExistsError:
+        raise UserError(f"{target}: already exists; not overwritten") from None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write the file ({exc.strerror or exc})") from None
     click.echo(f"wrote {target}; fill it in, then run: blinameta validate {target}")

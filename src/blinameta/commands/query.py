@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from blinameta.commands._options import MAX_TRIAL_SIZE
+
 __all__ = ["query"]
 
 _EPILOG = """\b
@@ -28,11 +30,12 @@ Examples (CR in >=5% blasts; p0 defaults to the analysis' decision threshold):
                    "primary analysis filters is replaced.")
 @click.option("--method", default=None, help="Frequentist tau² estimator shown beside the Bayesian headline "
               "(default: the analysis', REML).")
-@click.option("--n", "n", type=int, default=None, help="Patients in the planned trial (assurance).")
+@click.option("--n", "n", type=click.IntRange(1, MAX_TRIAL_SIZE), default=None,
+              help="Patients in the planned trial (assurance).")
 @click.option("--p0", type=float, default=None, help="Null response rate of the planned one-sided exact binomial "
               "test, in (0, 1) (default: the analysis' decision threshold).")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="One-sided level of that test, in (0, 0.5).")
-@click.option("--responses", type=int, default=None,
+@click.option("--responses", type=click.IntRange(0, MAX_TRIAL_SIZE), default=None,
               help="With --n: the predictive probability of at least this many responses.")
 @click.option("--assurance", "assurance_target", type=float, default=None,
               help="Find the sample sizes whose test-based assurance reaches this, in (0, 1).")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from blinameta.csvinput import neutralise_formulas
 from blinameta.evidence.loader import load_evidence_or_fail
 from blinameta.evidence.tidy import risk_of_bias_table, tidy
 
@@ -22,7 +23,10 @@ __all__ = ["table"]
 @click.option("--risk-of-bias", "rob", is_flag=True,
               help="List each publication's risk of bias instead: tool, item judgements, overall "
               "(stated and by the tool's rule), one row per result for RoB 2.")
-def table(evidence_dir: Path, fmt: str, readings: str, rob: bool) -> None:
+@click.option("--formula-escape/--no-formula-escape", default=True, show_default=True,
+              help="CSV: prefix text cells that begin with = + - @ tab or CR with a single quote, so that a "
+              "spreadsheet never runs them as formulas (numbers are written untouched).")
+def table(evidence_dir: Path, fmt: str, readings: str, rob: bool, formula_escape: bool) -> None:
     """One row per publication x cohort x outcome (survival rows included), with the moderators as columns."""
     evidence = load_evidence_or_fail(evidence_dir)
     if rob:
@@ -30,6 +34,6 @@ def table(evidence_dir: Path, fmt: str, readings: str, rob: bool) -> None:
     else:
         frame = tidy(evidence, readings=readings, survival=True)  # type: ignore[arg-type]
     if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
+        (neutralise_formulas(frame) if formula_escape else frame).to_csv(sys.stdout, index=False, lineterminator="\n")
     else:
         click.echo(frame.to_json(orient="records", indent=1, force_ascii=False))

@@ -6,6 +6,8 @@ passes typed records (:class:`~blinameta.evidence.schema.Publication`) or tidy t
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from blinameta.errors import UserError
 from blinameta.evidence.schema import ID_PATTERN, Publication, Review
 from blinameta.evidence.yamlsafe import ParsedYaml, parse_yaml
+from blinameta.text import printable
 
 __all__ = [
     "Problem",
@@ -24,6 +27,7 @@ __all__ = [
     "load_evidence_or_fail",
     "evidence_files",
     "format_path",
+    "misnamed_yaml_files",
 ]
 
 #: Name of the review file in the evidence folder.
@@ -97,6 +101,15 @@ def evidence_files(directory: Path) -> list[Path]:
     )
 
 
+def misnamed_yaml_files(directory: Path) -> list[Problem]:
+    """Problems for YAML files that blinameta would not read (``*.yml``, ``*.YAML``): never skipped silently."""
+    problems = []
+    for path in sorted(Path(directory).iterdir()) if Path(directory).is_dir() else []:
+        if path.suffix.lower() in (".yaml", ".yml") and path.suffix != ".yaml" and not path.name.startswith("."):
+            problems.append(Problem(path, None, "", f"only *.yaml files are read; rename it to {path.stem}.yaml"))
+    return problems
+
+
 def _schema_problems(path: Path, parsed: ParsedYaml, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
@@ -116,9 +129,9 @@ def _schema_problems(path: Path, parsed: ParsedYaml, error: ValidationError) -> 
 
 
 def _load_one(
-    path: Path, model: type[BaseModel]
+    path: Path, model: type[BaseModel], root: Path | None = None
 ) -> tuple[BaseModel | None, ParsedYaml | None, list[Problem]]:
-    parsed, yaml_problems = parse_yaml(path)
+    parsed, yaml_problems = parse_yaml(path, root=root)
     if parsed is None:
         return None, None, [Problem(path, p.line, "", p.message) for p in yaml_problems]
     if not isinstance(parsed.value, dict):
@@ -140,24 +153,22 @@ def load_evidence(directory: str | Path, files: list[Path] | None = None) -> Evi
 
     directory = Path(directory)
     review_path = directory / REVIEW_FILE
-    if not review_path.is_file():
+    if not os.path.lexists(review_path):
         raise UserError(f"{review_path}: no review file; every evidence folder needs one")
-    review, review_parsed, problems = _load_one(review_path, Review)
+    review, review_parsed, problems = _load_one(review_path, Review, directory)
     if review is None:
         raise UserError("\n".join(p.format() for p in problems))
     publications: list[Publication] = []
     paths: dict[str, Path] = {}
     lines: dict[str, ParsedYaml] = {}
-    all_problems: list[Problem] = []
+    all_problems: list[Problem] = [] if files is not None else misnamed_yaml_files(directory)
     for path in files if files is not None else evidence_files(directory):
-        import re
-
-        if not re.match(ID_PATTERN, path.stem):
+        if not re.fullmatch(ID_PATTERN, path.stem):
             all_problems.append(
-                Problem(path, None, "", f"file name {path.stem!r} is not a valid id ({ID_PATTERN})")
+                Problem(path, None, "", f"file name {printable(path.stem)} is not a valid id ({ID_PATTERN})")
             )
             continue
-        record, parsed, file_problems = _load_one(path, Publication)
+        record, parsed, file_problems = _load_one(path, Publication, directory)
         all_problems.extend(file_problems)
         if record is None:
             continue

@@ -20,15 +20,23 @@ from typing import Any
 
 import yaml
 
-__all__ = ["YamlProblem", "ParsedYaml", "parse_yaml", "MAX_FILE_BYTES", "MAX_NODES"]
+from blinameta.io import read_regular_file
+from blinameta.text import unsafe_character
+
+__all__ = ["YamlProblem", "ParsedYaml", "parse_yaml", "MAX_FILE_BYTES", "MAX_NODES", "MAX_DEPTH"]
 
 #: Largest evidence file accepted.
 MAX_FILE_BYTES = 1_000_000
 #: Largest number of YAML nodes in one file.
 MAX_NODES = 200_000
+#: Deepest nesting of mappings and sequences (checked while parsing, so a deep file fails fast).
+MAX_DEPTH = 50
 
-_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
+# YAML 1.2 core-schema numbers only: no digit separators ("1_0"), no leading zeros ("03",
+# octal in YAML 1.1), no sexagesimal or hexadecimal forms; anything else stays text and fails
+# the schema's strict type check with its line.
+_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|(0|[1-9][0-9]*)(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _CONTAINER_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _NONFINITE = re.compile(r"^[-+]?\.?(inf|Inf|INF|nan|NaN|NAN)$")
 
@@ -64,17 +72,16 @@ class _Refused(Exception):
         self.problem = YamlProblem(line, message)
 
 
-def parse_yaml(path: Path) -> tuple[ParsedYaml | None, list[YamlProblem]]:
-    """Parse one YAML file; return the parsed document, or ``None`` and the problems."""
+def parse_yaml(path: Path, *, root: Path | None = None) -> tuple[ParsedYaml | None, list[YamlProblem]]:
+    """Parse one YAML file; return the parsed document, or ``None`` and the problems.
+
+    Only regular files of at most :data:`MAX_FILE_BYTES` are read; with ``root``, a symbolic
+    link that leads outside ``root`` is refused.
+    """
     try:
-        size = path.stat().st_size
+        raw = read_regular_file(path, MAX_FILE_BYTES, root=root)
     except OSError as exc:
-        return None, [YamlProblem(None, f"cannot read the file: {exc.strerror}")]
-    if size > MAX_FILE_BYTES:
-        return None, [
-            YamlProblem(None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes")
-        ]
-    raw = path.read_bytes()
+        return None, [YamlProblem(None, f"cannot read the file: {exc.strerror or exc}")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -92,7 +99,21 @@ def parse_yaml(path: Path) -> tuple[ParsedYaml | None, list[YamlProblem]]:
     if "\x00" in text:
         return None, [YamlProblem(text[: text.index("\x00")].count("\n") + 1, "NUL byte")]
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None, [YamlProblem(event.start_mark.line + 1,
+                                              f"nested more than {MAX_DEPTH} levels deep")]
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            tag = getattr(event, "tag", None)
+            if tag is not None and not isinstance(event, (yaml.DocumentStartEvent, yaml.DocumentEndEvent)):
+                # an explicit tag ("!!str 3", "!!float 1") would override how the value reads
+                return None, [YamlProblem(event.start_mark.line + 1,
+                                          f"explicit YAML tag {tag!r} is not allowed; write the value plainly "
+                                          "or quote it")]
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
                 kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
                 return None, [YamlProblem(
@@ -147,6 +168,7 @@ class _Builder:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     raise _Refused(key_node.start_mark.line + 1, "merge keys ('<<') are not allowed")
                 key = str(key_node.value)
+                _check_text(key, key_node.start_mark.line + 1, path + (key,))
                 if key in result:
                     raise _Refused(
                         key_node.start_mark.line + 1,
@@ -162,6 +184,7 @@ class _Builder:
     @staticmethod
     def _scalar(node: yaml.ScalarNode, line: int, path: tuple[str | int, ...]) -> Any:
         value = node.value
+        _check_text(value, line, path)
         if node.style is not None and node.style in ("'", '"', "|", ">"):
             return value
         tag = node.tag
@@ -185,6 +208,13 @@ class _Builder:
                        "tag:yaml.org,2002:timestamp"):
             raise _Refused(line, f"{_dotted(path)}: YAML tag {tag!r} is not allowed")
         return value
+
+
+def _check_text(value: str, line: int, path: tuple[str | int, ...]) -> None:
+    """Refuse control and bidi characters (written as YAML escapes such as "\\e" or "\\u202e")."""
+    problem = unsafe_character(value)
+    if problem is not None:
+        raise _Refused(line, f"{_dotted(path)}: {problem} is not allowed in text")
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

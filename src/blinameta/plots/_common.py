@@ -74,6 +74,11 @@ RC: dict[str, Any] = {
     "svg.hashsalt": SVG_HASHSALT,  # deterministic clip-path and marker ids
     "path.simplify": True,
     "axes.unicode_minus": True,
+    # text from evidence files is shown as written: "$5 and $10" or "$\\nosuchcommand$" in an
+    # author name is never parsed as mathtext (which would mangle it or raise)
+    "text.parse_math": False,
+    "text.usetex": False,
+    "axes.formatter.use_mathtext": False,
 }
 
 _LOCK = threading.RLock()
