@@ -27,6 +27,7 @@ import pandas as pd
 from blinameta.analysis.select import select
 from blinameta.analysis.spec import FILTER_COLUMNS, AnalysisSpec, BayesSettings, SensitivitySettings, load_specs, primary_spec
 from blinameta.errors import UserError
+from blinameta.text import printable
 from blinameta.evidence.loader import Evidence, load_evidence_or_fail
 from blinameta.evidence.tidy import tidy
 
@@ -161,7 +162,7 @@ def _check_filter(evidence: Evidence, outcome: str, where: dict[str, list[str]])
     table = tidy(evidence)
     with_data = sorted(set(table.outcome))
     if outcome not in review.outcomes:
-        raise UserError(f"unknown outcome {outcome!r}; outcomes with data: {', '.join(with_data)}")
+        raise UserError(f"unknown outcome {printable(outcome)}; outcomes with data: {', '.join(with_data)}")
     if review.outcomes[outcome].kind != "proportion":
         raise UserError(f"{outcome!r} is a time-to-event outcome; query pools proportions; choose one of: {', '.join(with_data)}")
     if outcome not in with_data:
@@ -171,16 +172,22 @@ def _check_filter(evidence: Evidence, outcome: str, where: dict[str, list[str]])
             levels = review.moderators[key].levels or {}
             for v in values:
                 if v not in levels:
-                    raise UserError(f"--where {key}={v}: {v!r} is not a level of {key}; valid: {', '.join(levels)}")
+                    raise UserError(f"--where {key}={printable(v)}: {printable(v)} is not a level of {key}; valid: {', '.join(levels)}")
         elif key in ("design", "setting"):
             valid = sorted(set(table[key]))
             for v in values:
                 if v not in valid and v not in ("randomized", "single_arm_trial", "expanded_access",
                                                  "retrospective_cohort", "case_series", "clinical_trial", "real_world"):
-                    raise UserError(f"--where {key}={v}: valid values: {', '.join(valid)}")
-        elif key not in FILTER_COLUMNS:
-            valid = list(review.moderators) + ["design", "setting", "denominator", "cohort_kind"]
-            raise UserError(f"--where {key}: unknown moderator; valid: {', '.join(valid)}")
+                    raise UserError(f"--where {key}={printable(v)}: valid values: {', '.join(valid)}")
+        elif key in FILTER_COLUMNS:  # study_id, treatment, ...: checked against what the evidence holds
+            valid = sorted({str(x) for x in table[key].dropna()}) if key in table else []
+            for v in values:
+                if v not in valid:
+                    raise UserError(f"--where {key}={printable(v)}: no such value in the evidence; "
+                                    f"valid: {', '.join(valid) or 'none'}")
+        else:
+            valid = list(review.moderators) + list(FILTER_COLUMNS)
+            raise UserError(f"--where {printable(key)}: unknown moderator; valid: {', '.join(valid)}")
 
 
 def _regression(evidence: Evidence, spec: AnalysisSpec, where: dict[str, list[str]], warnings: list[str]):

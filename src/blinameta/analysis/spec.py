@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blinameta.errors import UserError
-from blinameta.evidence.loader import Problem, format_path
+from blinameta.evidence.loader import Problem, format_path, misnamed_yaml_files
 from blinameta.evidence.schema import ID_PATTERN, Denominator, Design, Review, Setting
 from blinameta.evidence.yamlsafe import ParsedYaml, parse_yaml
 
@@ -52,7 +52,9 @@ _FIXED_VALUES = {
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # strict: no YAML 1.1 or string surprises (``enabled: off``, ``level: '90'``, ``permutations: 1e3``);
+    # an integer is still accepted where a float is expected
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class FrequentistSettings(_Spec):
@@ -75,8 +77,21 @@ class BayesSettings(_Spec):
     enabled: bool = True
     prior_mu: str = "normal:0:1.5"
     prior_tau: str = "half_normal:0.5"
-    thresholds: list[float] = Field(default_factory=lambda: [0.3, 0.5],
-                                    description="Report P(rate > x) for these x.")
+    thresholds: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.3, 0.5], description="Report P(rate > x) for these x (fractions, 0 < x < 1).")
+
+    @field_validator("prior_mu", "prior_tau")
+    @classmethod
+    def _known_prior(cls, value: str, info) -> str:
+        """Priors are checked when the model is read, not when a fit happens to run."""
+        from blinameta.bayes.priors import parse_prior
+        from blinameta.errors import UserError
+
+        try:
+            parse_prior(value, kind="location" if info.field_name == "prior_mu" else "scale", what=info.field_name)
+        except UserError as exc:
+            raise ValueError(str(exc).removeprefix(f"{info.field_name}: ")) from None
+        return value
 
 
 class SensitivitySettings(_Spec):
@@ -248,6 +263,11 @@ def check_spec(spec: AnalysisSpec, review: Review, publication_ids: set[str]) ->
                 if value not in _FIXED_VALUES[key]:
                     problems.append((("filter", key, j),
                                      f"{value!r} is not a value of {key}; values: {', '.join(_FIXED_VALUES[key])}"))
+        elif key == "study_id":
+            for j, value in enumerate(accepted):
+                if value not in publication_ids:
+                    problems.append((("filter", key, j), f"no publication {value!r} in the evidence; "
+                                     f"publications: {', '.join(sorted(publication_ids))}"))
         elif key not in FILTER_COLUMNS:
             known = ", ".join(list(review.moderators) + list(FILTER_COLUMNS))
             problems.append((("filter", key), f"unknown filter column {key!r}; known: {known}"))
@@ -339,8 +359,9 @@ def load_specs(directory: str | Path, review: Review, publication_ids: set[str])
     files: dict[str, Path] = {}
     lines: dict[str, ParsedYaml] = {}
     problems: list[Problem] = []
+    problems.extend(misnamed_yaml_files(directory))
     for path in sorted(directory.glob("*.yaml")):
-        parsed, yaml_problems = parse_yaml(path)
+        parsed, yaml_problems = parse_yaml(path, root=directory)
         if parsed is None:
             problems.extend(Problem(path, p.line, "", p.message) for p in yaml_problems)
             continue

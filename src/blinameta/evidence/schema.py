@@ -64,6 +64,9 @@ __all__ = [
     "SURVIVAL_CODES",
 ]
 
+#: Shortest quote accepted (characters after whitespace normalisation).
+MIN_QUOTE_CHARS = 8
+
 #: Pattern of every identifier (publication, cohort, outcome, moderator, source).
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -98,7 +101,7 @@ ModeratorValue = str | float | bool
 class _Record(BaseModel):
     """Base of all records: immutable, unknown keys rejected, no NaN or infinity."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Provenance(_Record):
@@ -111,6 +114,15 @@ class Provenance(_Record):
     quote: Text = Field(
         description="Verbatim text from the source (whitespace may be normalised) that holds the number."
     )
+
+    @field_validator("quote")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        # a one-character quote such as '3' "stands verbatim" in any document: a quote must carry
+        # the number with some context ('17 of 30', 'Patient 1'), i.e. at least 8 characters
+        if len(" ".join(value.split())) < MIN_QUOTE_CHARS:
+            raise ValueError(f"a quote needs at least {MIN_QUOTE_CHARS} characters: the number with its context")
+        return value
 
 
 class Derivation(_Record):
@@ -152,6 +164,14 @@ class SourceDocument(_Record):
     citation: Text
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
     kind: ShortText | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _inside_sources(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith(("/", "~")) or ":" in parts[0] or ".." in parts:
+            raise ValueError("must be a path inside the sources folder (no '..', no absolute path)")
+        return value
 
 
 class OutcomeDefinition(_Record):
