@@ -173,24 +173,42 @@ def _log_post(
 ) -> np.ndarray:
     mm, ss = np.meshgrid(mu, s, indexing="ij")
     tt = c * np.sinh(ss)
-    if spec.kind == "binomial_normal":
-        loglik, theta, pi = _binomial_all(spec, mm, tt, n_gh)
-        loglik = loglik.sum(-1)
-        if nodes is not None:
-            nodes.extend([theta, pi])
-    else:
-        y = np.asarray(spec.yi)
-        v = np.asarray(spec.vi) + tt[..., None] ** 2
-        loglik = -0.5 * (np.log(2 * math.pi * v) + (y - mm[..., None]) ** 2 / v).sum(-1)
+    k = spec.n_studies
+    binomial = spec.kind == "binomial_normal"
+    chunks = _study_chunks(k, mm.size * (_EXTREME_GH_FACTOR * n_gh if binomial else 1))
+    loglik = np.zeros(mm.shape)
+    for chunk in chunks:  # bounded memory: grid x (a chunk of studies) x nodes at a time
+        if binomial:
+            ll, theta, pi = _binomial_all(np.asarray(spec.events)[chunk], np.asarray(spec.total)[chunk], mm, tt, n_gh)
+            loglik += ll.sum(-1)
+            if nodes is not None and len(chunks) == 1:
+                nodes.extend([theta, pi])  # kept for the study summaries when they fit in one chunk
+        else:
+            y = np.asarray(spec.yi)[chunk]
+            v = np.asarray(spec.vi)[chunk] + tt[..., None] ** 2
+            loglik += -0.5 * (np.log(2 * math.pi * v) + (y - mm[..., None]) ** 2 / v).sum(-1)
     lp = loglik + spec.prior_mu.logpdf(mm) + spec.prior_tau.logpdf(tt) + np.log(c * np.cosh(ss))
     return np.where(np.isfinite(lp), lp, -np.inf)
 
 
-def _binomial_all(spec: ModelSpec, mm, tt, n_gh: int):
-    """Marginal likelihoods and nodes of all studies; studies with at most one event or
-    non-event get ``_EXTREME_GH_FACTOR`` times more nodes (their integrand is close to a
-    half-plateau when ``tau`` is large, which a Gaussian rule fits less well)."""
-    x, n = np.asarray(spec.events), np.asarray(spec.total)
+#: Largest number of float64 values in one (grid x studies x nodes) array: about 200 MB.
+_CHUNK_VALUES = 25_000_000
+#: Largest number of studies the exact path accepts (the study summaries are one root search
+#: per study; beyond this use NUTS). Memory is bounded by chunking at any k below it.
+MAX_EXACT_STUDIES = 20_000
+
+
+def _study_chunks(k: int, per_study: int) -> list[slice]:
+    """Slices of the studies such that a chunk's (grid x studies x nodes) array stays small."""
+    size = max(1, _CHUNK_VALUES // max(1, per_study))
+    return [slice(i, min(i + size, k)) for i in range(0, k, size)] or [slice(0, 0)]
+
+
+def _binomial_all(x, n, mm, tt, n_gh: int):
+    """Marginal likelihoods and nodes of the studies with ``x`` events of ``n``; studies with at
+    most one event or non-event get ``_EXTREME_GH_FACTOR`` times more nodes (their integrand is
+    close to a half-plateau when ``tau`` is large, which a Gaussian rule fits less well)."""
+    x, n = np.asarray(x), np.asarray(n)
     extreme = (x <= 1) | (x >= n - 1)
     if not extreme.any() or extreme.all():
         q = n_gh * (_EXTREME_GH_FACTOR if extreme.all() else 1)
@@ -315,10 +333,13 @@ def fit_exact(
     Raises
     ------
     UserError
-        For a model with moderators.
+        For a model with moderators, or with more than :data:`MAX_EXACT_STUDIES` studies.
     """
     if spec.has_mods:
         raise UserError("the exact path does not handle moderators; use sampling (NUTS)")
+    if spec.n_studies > MAX_EXACT_STUDIES:
+        raise UserError(f"the exact path handles at most {MAX_EXACT_STUDIES:,} studies (one root search per "
+                        f"study summary); this model has {spec.n_studies:,}: use sampling (NUTS) instead")
     start = time.perf_counter()
     grid = posterior_grid(spec, n_mu=n_mu, n_tau=n_tau, n_gh=n_gh)
     mu_f, s_f, dens, w, cdf_mu, cdf_tau = _fine(grid, refine)
@@ -354,7 +375,7 @@ def fit_exact(
             Exceedance(float(x), float(above_med[j]), float(above_mean[j]), float(above_new[j]))
             for j, x in enumerate(t)
         )
-        fields["study"] = _binomial_studies(spec, grid)
+        fields["study"] = _binomial_studies(spec, grid, n_gh)
     else:
         mean = float(w @ mm.ravel())
         sd = math.sqrt(float(w @ (tt.ravel() ** 2 + (mm.ravel() - mean) ** 2)))
@@ -483,9 +504,22 @@ def _summary(values: np.ndarray, w: np.ndarray, cdf: _ColumnCdf) -> ParamSummary
     return ParamSummary(mean, sd, float(lb), float(ub))
 
 
-def _binomial_studies(spec: ModelSpec, grid: PosteriorGrid) -> tuple:
-    k = spec.n_studies
-    theta, pi = grid.theta, grid.pi
+def _binomial_studies(spec: ModelSpec, grid: PosteriorGrid, n_gh: int = 12) -> tuple:
+    """Study summaries, a chunk of studies at a time (their nodes are recomputed per chunk when
+    the grid did not keep them)."""
+    if grid.theta is not None:
+        return _binomial_studies_chunk(spec, grid, grid.theta, grid.pi, slice(0, spec.n_studies))
+    mm, tt = np.meshgrid(grid.mu, grid.tau, indexing="ij")
+    x, n = np.asarray(spec.events), np.asarray(spec.total)
+    out: tuple = ()
+    for chunk in _study_chunks(spec.n_studies, mm.size * _EXTREME_GH_FACTOR * n_gh * 4):
+        _, theta, pi = _binomial_all(x[chunk], n[chunk], mm, tt, n_gh)
+        out += _binomial_studies_chunk(spec, grid, theta, pi, chunk)
+    return out
+
+
+def _binomial_studies_chunk(spec: ModelSpec, grid: PosteriorGrid, theta, pi, chunk: slice) -> tuple:
+    k = theta.shape[-2]
     m_cond = (theta * pi).sum(-1)  # (n_mu, n_tau, k), all nodes: needed along mu
     keep = grid.weight.ravel() > 1e-12 * grid.weight.max()
     theta_k = theta.reshape(-1, k, theta.shape[-1])[keep]
@@ -496,11 +530,12 @@ def _binomial_studies(spec: ModelSpec, grid: PosteriorGrid) -> tuple:
     k3 = (dev2 * dev * pi_k).sum(-1)
     k4 = (dev2 * dev2 * pi_k).sum(-1) - 3.0 * v * v
     p_cond = (expit(theta_k) * pi_k).sum(-1)
-    return _mixture_studies(spec, grid, m_cond, keep, v, p_cond, k3, k4, transform=expit)
+    return _mixture_studies(spec, grid, m_cond, keep, v, p_cond, k3, k4, transform=expit,
+                            labels=list(spec.study)[chunk])
 
 
 def _mixture_studies(
-    spec, grid, m_cond, keep, v_cond, mean_cond, k3=None, k4=None, transform=None
+    spec, grid, m_cond, keep, v_cond, mean_cond, k3=None, k4=None, transform=None, labels=None
 ) -> tuple:
     """Study summaries from conditional cumulants of ``theta_i`` on the grid.
 
@@ -513,8 +548,10 @@ def _mixture_studies(
     mixture CDF is not a staircase when the conditional sd is below the node spacing (``tau``
     near 0). Only nodes with weight above 1e-12 of the largest (``keep``) enter; ``v_cond``,
     ``mean_cond``, ``k3`` and ``k4`` are given for those nodes, ``m_cond`` on the whole grid.
+    ``labels`` name the studies of these arrays (default: all of ``spec.study``).
     """
-    k = spec.n_studies
+    k = m_cond.shape[-1]
+    labels = list(spec.study) if labels is None else labels
     dm = np.gradient(m_cond, axis=0).reshape(-1, k)[keep]
     m_f = m_cond.reshape(-1, k)[keep]
     sd = np.sqrt(np.maximum(v_cond, dm**2 / 12.0))
@@ -526,7 +563,7 @@ def _mixture_studies(
         skew = np.where(ok, k3 / safe**3, 0.0)
         exkurt = np.where(ok, k4 / safe**4, 0.0)
     out = []
-    for i, label in enumerate(spec.study):
+    for i, label in enumerate(labels):
         extra = {} if k3 is None else {"skew": skew[:, i], "exkurt": exkurt[:, i]}
         lb, ub = mixture_quantile(_Q, m_f[:, i], sd[:, i], w, **extra)
         if transform is not None:
@@ -537,10 +574,14 @@ def _mixture_studies(
 
 def _normal_studies(spec: ModelSpec, grid: PosteriorGrid) -> tuple:
     mm, tt = np.meshgrid(grid.mu, grid.tau, indexing="ij")
-    y, v = np.asarray(spec.yi), np.asarray(spec.vi)
-    b = v / (v + tt[..., None] ** 2)
-    m_cond = b * mm[..., None] + (1 - b) * y
     keep = grid.weight.ravel() > 1e-12 * grid.weight.max()
-    k = spec.n_studies
-    v_cond = ((1 - b) * v).reshape(-1, k)[keep]
-    return _mixture_studies(spec, grid, m_cond, keep, v_cond, m_cond.reshape(-1, k)[keep])
+    out: tuple = ()
+    for chunk in _study_chunks(spec.n_studies, mm.size * 8):  # bounded memory at any k
+        y, v = np.asarray(spec.yi)[chunk], np.asarray(spec.vi)[chunk]
+        b = v / (v + tt[..., None] ** 2)
+        m_cond = b * mm[..., None] + (1 - b) * y
+        k = y.size
+        v_cond = ((1 - b) * v).reshape(-1, k)[keep]
+        out += _mixture_studies(spec, grid, m_cond, keep, v_cond, m_cond.reshape(-1, k)[keep],
+                                labels=list(spec.study)[chunk])
+    return out

@@ -25,7 +25,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from blinameta.csvinput import CsvTable, read_csv
+from blinameta.commands._options import MAX_PERMUTATIONS, level_option
+from blinameta.csvinput import CsvTable, check_effect_sizes, read_csv
 from blinameta.errors import UserError
 
 __all__ = ["pool"]
@@ -61,6 +62,37 @@ def _read_mods(table: CsvTable, spec: str | None) -> pd.DataFrame | None:
         except UserError:
             frame[col] = pd.Categorical(texts, categories=sorted(set(texts)))
     return pd.DataFrame(frame)
+
+
+#: Largest k of a meta-regression (the general fit forms k x k projections: 5,000 -> 200 MB each).
+MAX_K_MODERATORS = 5_000
+
+
+def _check_moderators(table: CsvTable, mod_frame: pd.DataFrame) -> int:
+    """Refuse a constant or collinear moderator (naming it); return the number of coefficients.
+
+    A constant moderator is the intercept again: metafor drops it and would print the
+    intercept's test as the "test of moderators"; a moderator that is a linear combination of
+    the others cannot be estimated at all.
+    """
+    from blinameta.frequentist.rma import model_matrix
+
+    for col in mod_frame.columns:
+        values = mod_frame[col]
+        distinct = values.cat.categories[values.cat.codes].unique() if isinstance(values.dtype, pd.CategoricalDtype) \
+            else pd.unique(values)
+        if len(distinct) < 2:
+            raise UserError(f"{table.path}: --mods {col}: the moderator is constant ({distinct[0]} in every row); "
+                            "it is the intercept again and has no test: drop it")
+    rank = 1
+    for j, col in enumerate(mod_frame.columns):
+        X = model_matrix(mod_frame[list(mod_frame.columns[: j + 1])], len(mod_frame)).X
+        new_rank = int(np.linalg.matrix_rank(X))
+        if new_rank < X.shape[1]:
+            raise UserError(f"{table.path}: --mods {col}: the moderator is collinear with "
+                            f"{', '.join(['the intercept', *mod_frame.columns[:j]])} (redundant); drop it")
+        rank = new_rank
+    return rank
 
 
 def _read_newmods(path: str, mod_frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,6 +152,9 @@ def _check_hr(table: CsvTable, hr_col: str, lb_col: str, ub_col: str) -> tuple[n
         if not lb[i] <= hr[i] <= ub[i]:
             raise UserError(f"{table.path}: row {table.row_of(i)}, column {hr_col!r}: {hr[i]:g} lies outside "
                             f"its confidence interval [{lb[i]:g}, {ub[i]:g}]")
+    # the sampling variance implied by the 95% interval must be one a fit can weigh
+    vi = ((np.log(ub) - np.log(lb)) / (2 * 1.959963984540054)) ** 2
+    check_effect_sizes(table, hr_col, lb_col, np.log(hr), vi)
     return hr, lb, ub
 
 
@@ -152,17 +187,17 @@ def _check_hr(table: CsvTable, hr_col: str, lb_col: str, ub_col: str) -> tuple[n
 @click.option("--newmods", "newmods_file", type=click.Path(), default=None,
               help="CSV of new moderator values (the --mods columns): predictions at each row, as metafor's "
                    "predict(newmods=).")
-@click.option("--permutations", type=click.IntRange(min=2), default=None,
-              help="Permutation test with N permutations (exact when fewer are possible).")
-@click.option("--seed", type=int, default=None, help="Seed for random permutations.")
+@click.option("--permutations", type=click.IntRange(min=2, max=MAX_PERMUTATIONS), default=None,
+              help=f"Permutation test with N permutations (exact when fewer are possible; at most {MAX_PERMUTATIONS:,}).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=None, help="Seed for random permutations.")
 @click.option("--leave1out", "do_leave1out", is_flag=True, help="Leave-one-out analysis (metafor's leave1out).")
 @click.option("--influence", "do_influence", is_flag=True, help="Influence diagnostics (metafor's influence).")
 @click.option("--regtest", "do_regtest", is_flag=True, help="Egger's regression test (metafor's regtest).")
 @click.option("--trimfill", "do_trimfill", is_flag=True, help="Trim-and-fill (metafor's trimfill).")
 @click.option("--plot", "plots", type=(str, click.Path(dir_okay=False)), multiple=True, metavar="KIND OUT",
               help="Write a forest, funnel or baujat plot to OUT (.svg or .png); may be repeated.")
-@click.option("--level", type=click.FloatRange(min=0, max=100, min_open=True, max_open=True),
-              default=95.0, show_default=True, help="Confidence level in percent.")
+@click.option("--level", type=click.FloatRange(min=0, max=100, min_open=True, max_open=True), callback=level_option,
+              default=95.0, show_default=True, help="Confidence level in percent, strictly between 0 and 100.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def pool(file: str, events_col, total_col, ai_col, n1i_col, ci_col, n2i_col, yi_col, vi_col, hr_col,
          hr_lb_col, hr_ub_col, slab_col, measure, method, test, control_name, mods, newmods_file,
@@ -207,9 +242,15 @@ def pool(file: str, events_col, total_col, ai_col, n1i_col, ci_col, n2i_col, yi_
     elif yi_col:
         data["yi"] = table.numeric(yi_col)
         data["vi"] = table.numeric(vi_col, positive=True)
+        check_effect_sizes(table, yi_col, vi_col, data["yi"], data["vi"])
     else:
         data["hr"], data["hr_lb"], data["hr_ub"] = _check_hr(table, hr_col, hr_lb_col, hr_ub_col)
     mod_frame = _read_mods(table, mods)
+    if mod_frame is not None:
+        _check_moderators(table, mod_frame)
+        if len(table) > MAX_K_MODERATORS:
+            raise UserError(f"{table.path}: {len(table):,} studies; a meta-regression (--mods) handles at most "
+                            f"{MAX_K_MODERATORS:,} (its projections are k x k); pool without --mods, or split the file")
     newmods = _read_newmods(newmods_file, mod_frame) if newmods_file is not None and mod_frame is not None else None
     if newmods_file is not None and mod_frame is None:
         raise UserError("--newmods needs --mods")

@@ -350,7 +350,8 @@ def _loglik_at(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, tau2
 
 
 def _tau2_pm(
-    Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any], tau2_max: np.ndarray
+    Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any], tau2_max: np.ndarray,
+    q_and_slope=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paule-Mandel: root of the generalized Q, :math:`Q(\\tau^2) = k - p`, vectorised.
 
@@ -364,10 +365,12 @@ def _tau2_pm(
     tau2 = np.full(B, np.nan)
     conv = np.ones(B, dtype=bool)
 
-    def q_and_slope(y, Xs, v, t):
+    def _q_and_slope(y, Xs, v, t):
         P = _proj(Xs, 1.0 / (v + t[:, None]))
         Py = np.einsum("bij,bj->bi", P, y)
         return np.einsum("bi,bi->b", y, Py) - target, -np.sum(Py**2, axis=1)
+
+    q_and_slope = q_and_slope or _q_and_slope  # the caller may give an O(k) version (X = 1)
 
     f_min, _ = q_and_slope(Ymc, X, vi, np.full(B, tmin))
     f_max, _ = q_and_slope(Ymc, X, vi, tau2_max)
@@ -841,6 +844,25 @@ _IO_NAMES = ("intrcpt",)
 _BTT0 = (0,)
 
 
+def _io_tau2_pm(ymc: np.ndarray, v: np.ndarray, con: dict[str, Any]) -> tuple[float, bool]:
+    """Paule-Mandel for an intercept-only model: :func:`_tau2_pm` with X = 1, in O(k) memory.
+
+    For X = 1, :math:`P y = W (y - \\hat\\beta)`, so :math:`Q = \\sum_i w_i r_i^2` and
+    :math:`dQ/d\\tau^2 = -\\sum_i (w_i r_i)^2`; no k × k projection is formed.
+    """
+    k = ymc.size
+
+    def q_and_slope(y, _x, vv, t):
+        w = 1.0 / (vv[0] + t[0])
+        r = y[0] - float(w @ y[0]) / float(w.sum())
+        return np.array([float((w * r) @ r) - (k - 1)]), np.array([-float(((w * r) ** 2).sum())])
+
+    tau2_max = np.array([max(100.0, 10.0 * float(_r_mad(ymc[None])[0]) ** 2)]) if con["tau2_max"] is None \
+        else np.array([float(con["tau2_max"])])
+    tau2, conv = _tau2_pm(ymc[None], np.ones((1, k, 1)), v[None], con, tau2_max, q_and_slope=q_and_slope)
+    return float(tau2[0]), bool(conv[0])
+
+
 def _rma_int_only(
     y: np.ndarray,
     v: np.ndarray,
@@ -867,8 +889,7 @@ def _rma_int_only(
     elif method in ("HS", "HE", "DL", "SJ"):
         tau2 = _io_tau2_closed(method, ymc, v)
     elif method == "PM":
-        tau2_arr, _, conv_arr = _estimate_tau2(method, y[None], np.ones((1, k, 1)), v[None], con)
-        tau2, conv = float(tau2_arr[0]), bool(conv_arr[0])
+        tau2, conv = _io_tau2_pm(ymc, v, con)
     else:
         tau2, iters, conv = _io_tau2_scoring(method, ymc, v, con)
         if conv and method in ("ML", "REML") and con["ll0check"] and tau2 > con["threshold"]:
