@@ -123,6 +123,14 @@ def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _generated_at() -> _dt.datetime:
+    """The report's time stamp: ``$SOURCE_DATE_EPOCH`` if set (reproducible builds), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
 def _checked_out_dir(out_dir: Path, evidence_dir: Path, models_dir: Path, sources_dir: Path | None) -> Path:
     from blinameta.commands.validate import default_sources_dir  # where validate finds the sources
 
@@ -250,7 +258,7 @@ def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: d
             shutil.copytree(out_dir / "analyses" / aid, staging / "analyses" / aid)
         meta = {
             "evidence_hash": content,
-            "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": _generated_at().strftime("%Y-%m-%d %H:%M UTC"),
             "versions": _package_versions(),
         }
         rebuilt = render_site(
