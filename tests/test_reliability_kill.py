@@ -66,7 +66,7 @@ def _wait_for_staging(root: Path, proc, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_ctrl_c_exits_non_zero_and_keeps_the_old_report(project, folder_digest, sig):
     before = folder_digest(project / "reports")
     proc = _start(project)

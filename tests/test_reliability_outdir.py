@@ -242,7 +242,8 @@ def test_a_deleted_page_is_rebuilt(project, capsys):
     assert "hr_os" in out_text and (out / "analyses" / "hr_os.html").is_file()
 
 
-@pytest.mark.parametrize("content", ["{not json", "{}", "[1, 2]", ""])
+@pytest.mark.parametrize("content", ["{not json", "{}", pytest.param("[1, 2]", marks=pytest.mark.slow),
+                                     pytest.param("", marks=pytest.mark.slow)])
 def test_a_corrupt_summary_is_refitted_with_a_note(project, capsys, content):
     out = project / "reports"
     (out / "analyses" / "hr_os" / "summary.json").write_text(content)

@@ -86,6 +86,7 @@ def test_summary_json_is_strict_json(hostile_report):
         json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path}: {c}"))
 
 
+@pytest.mark.slow
 def test_a_forced_rerun_is_byte_identical(hostile_report, tmp_path, monkeypatch, folder_digest):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # the report's date is the only clock it reads
     root = tmp_path / "p"
