@@ -208,14 +208,15 @@ def _method_rows(spec, rows, yi, vi, *, main, common, glmm) -> list[SensitivityR
                             spec, rows, adhoc, note=cc_note.strip(" ()")))
     if spec.kind == "proportion":
         if glmm is not None:
-            p = glmm.predict()
+            p = glmm.predict(pi_type="riley")
             vals = [np.ravel(p.pred)[0], np.ravel(p.ci_lb)[0], np.ravel(p.ci_ub)[0],
                     np.ravel(p.pi_lb)[0], np.ravel(p.pi_ub)[0]]
             est, lb, ub, pl, pu = (float(v) for v in 1.0 / (1.0 + np.exp(-np.asarray(vals, dtype=float))))
             out.append(SensitivityRow("glmm", "Binomial-normal GLMM (exact likelihood, maximum likelihood)", k, est, lb,
                                       ub, pi_lb=pl if k >= 3 else None, pi_ub=pu if k >= 3 else None,
                                       tau2=float(glmm.tau2), i2=float(glmm.i2), studies=tuple(rows["study_id"]),
-                                      note="first frequentist sensitivity analysis for proportions; Wald z interval"))
+                                      note="first frequentist sensitivity analysis for proportions; Wald z interval; "
+                                           "prediction interval on t(k-2)"))
         else:
             out.append(_unavailable("glmm", "Binomial-normal GLMM (exact likelihood, maximum likelihood)", k,
                                     "the GLMM could not be fitted (see the notes)"))
