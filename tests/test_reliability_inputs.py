@@ -242,3 +242,21 @@ def test_eleven_or_more_same_author_year_labels_extend_beyond_j(tmp_path):
     assert labels[0] == "Newman 2025a" and labels[9] == "Newman 2025j"
     assert labels[10] == "Newman 2025k" and labels[25] == "Newman 2025z" and labels[26] == "Newman 2025aa"
     assert all(math.isfinite(len(x)) for x in labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# nothing a user typed reaches the terminal with its control characters
+
+
+def test_an_unknown_option_with_an_ansi_escape_is_echoed_escaped(capsys):
+    status, out, err = run(capsys, ["--\x1b[31mx"])
+    assert status == 2 and "\x1b" not in out + err and "\\x1b[31mx" in err
+
+
+def test_validate_escapes_control_characters_in_keys_and_file_names(tmp_path, capsys):
+    shutil.copy(ROOT / "evidence" / "review.yaml", tmp_path / "review.yaml")
+    (tmp_path / "zz.yaml").write_text('id: zz\n"a\\e[31mb": 1\n')
+    (tmp_path / "z\x1bz.yaml").write_text("id: zz\n")
+    status, out, err = run(capsys, ["validate", "--no-sources", tmp_path])
+    assert status == 2 and "\x1b" not in out + err
+    assert "zz.yaml:2: error: a\\x1b[31mb: U+001B" in out and "z\\x1bz.yaml: error: file name" in out

@@ -13,6 +13,7 @@ import sys
 import click
 
 from blinameta.errors import EXIT_USER_ERROR, UserError
+from blinameta.text import terminal_safe
 
 __all__ = ["main", "cli"]
 
@@ -58,14 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="blinameta", standalone_mode=False)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(terminal_safe(f"error: {exc}"), err=True)
         return EXIT_USER_ERROR
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         # one line, like every other user error (click's usage block is left to --help)
         where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""
-        click.echo(f"error: {where}{exc.format_message()}", err=True)
+        click.echo(terminal_safe(f"error: {where}{exc.format_message()}"), err=True)
         return EXIT_USER_ERROR
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["unsafe_character", "printable", "UNSAFE"]
+__all__ = ["unsafe_character", "printable", "terminal_safe", "UNSAFE"]
 
 #: Characters refused in text read from files (see the module docstring).
 UNSAFE = re.compile(
@@ -22,6 +22,11 @@ UNSAFE = re.compile(
 
 #: Characters escaped when a value is echoed on one line: the refused ones, tab and newline.
 _ECHO = re.compile(UNSAFE.pattern[:-1] + "\t\n]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
 
 
 def _describe(char: str) -> str:
@@ -50,6 +55,11 @@ def printable(value: object, limit: int = 80) -> str:
     text = str(value)
     if len(text) > limit:
         text = text[:limit] + "..."
-    escaped = _ECHO.sub(lambda m: f"\\u{ord(m.group()):04x}" if ord(m.group()) > 0xFF else f"\\x{ord(m.group()):02x}",
-                         text.replace("\\", "\\\\"))
+    escaped = _ECHO.sub(_escape, text.replace("\\", "\\\\"))
     return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every refused character escaped (lines and tabs kept): for messages that
+    may quote what a user typed (an option value, a file name) before they reach a terminal."""
+    return UNSAFE.sub(_escape, text)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from blinameta.errors import EXIT_USER_ERROR, UserError
+from blinameta.text import terminal_safe
 from blinameta.evidence.loader import REVIEW_FILE, Problem, evidence_files, load_evidence
 
 __all__ = ["validate", "default_sources_dir"]
@@ -90,7 +91,7 @@ def validate(paths: tuple[Path, ...], sources_dir: Path | None, no_sources: bool
     for problem in problems:
         if quiet and problem.severity != "error":
             continue
-        click.echo(problem.format())
+        click.echo(terminal_safe(problem.format()))
     click.echo(
         f"{n_files} publication file(s): {len(errors)} error(s), "
         f"{len(flagged)} flagged discrepancy(ies)",
