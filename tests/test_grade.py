@@ -78,6 +78,7 @@ def test_publication_bias_only_with_ten_studies():
 def test_levels_add_up_from_the_starting_level_and_overrides_replace_a_domain():
     clean = certainty(BASE)
     assert (clean.level, clean.symbols) == ("high", "⊕⊕⊕⊕")
+    assert certainty(replace(BASE, notes=("secondary reports",))).notes == ("secondary reports",)
     worse = replace(BASE, i2=80.0, study_estimates=(0.2, 0.6, 0.7, 0.25), ci_lb=0.25)
     rated = certainty(worse)
     assert rated.level == "very_low"  # 4 - 2 (inconsistency) - 1 (imprecision)

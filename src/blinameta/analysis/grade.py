@@ -185,6 +185,7 @@ class GradeInputs:
     measure: str = ""
     start: Literal["high", "low"] = "high"
     outcome_label: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,7 @@ def certainty(inputs: GradeInputs, overrides: dict[str, tuple[int, str]] | None 
     start = inputs.start
     score = (4 if start == "high" else 2) - sum(d.levels for d in final)
     level = LEVELS[max(score, 1) - 1]
-    notes = []
+    notes = list(inputs.notes)
     if any("provisional" in d.reason for d in final):
         notes.append("risk of bias not assessed: the rating is provisional")
     return Certainty(level=level, symbols=SYMBOLS[level], start=start, framework=str(framework.get("framework", "")),

@@ -421,6 +421,8 @@ def _indirectness(evidence: Evidence, spec: AnalysisSpec, rows: pd.DataFrame, we
 
 def _certainty(evidence: Evidence, spec: AnalysisSpec, selection: Selection, yi, main, primary, small_study):
     """Assemble the GRADE inputs from the analysis and rate them (blinameta.analysis.grade)."""
+    from dataclasses import replace
+
     from blinameta.analysis.grade import GradeInputs, StudyRob, certainty
 
     if primary is None:
@@ -454,6 +456,12 @@ def _certainty(evidence: Evidence, spec: AnalysisSpec, selection: Selection, yi,
         start=framework["start_randomized" if randomized else "start_single_arm"],
         outcome_label=evidence.review.outcomes[spec.outcome].label if spec.outcome in evidence.review.outcomes else "",
     )
+    if "source_type" in rows and k:
+        secondary = (rows["source_type"].astype(str) == "secondary").to_numpy()
+        if secondary.any():
+            share = float(weights[secondary].sum() / weights.sum())
+            inputs = replace(inputs, notes=(f"{share:.0%} of the weight comes from numbers quoted by another "
+                                            f"publication (secondary reports: {', '.join(rows['study_id'][secondary])})",))
     overrides = {d: (o.levels, o.reason) for d, o in spec.grade.override.items()}
     return certainty(inputs, overrides, framework)
 
