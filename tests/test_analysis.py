@@ -165,7 +165,22 @@ outcomes:
     total: {total}
     denominator: all_treated
     provenance: {_QUOTE}
-{row}"""
+{row}risk_of_bias:
+  tool: jbi_case_series
+  items:
+    - {{item: q1, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q2, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q3, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q4, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q5, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q6, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q7, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q8, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q9, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q10, judgement: unclear, reason: constructed test cohort}}
+  overall: high
+  overall_reason: constructed test cohort
+"""
 
 
 def _folder(tmp_path: Path, pubs: dict[str, str]):

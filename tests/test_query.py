@@ -213,6 +213,21 @@ outcomes:
     denominator: overt_disease
     provenance: [{{source: queudeville2021, location: x, quote: "{quote_src}"}}]
     derived: {{fields: [events, total], method: synthetic}}
+risk_of_bias:
+  tool: jbi_case_series
+  items:
+    - {{item: q1, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q2, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q3, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q4, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q5, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q6, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q7, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q8, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q9, judgement: unclear, reason: constructed test cohort}}
+    - {{item: q10, judgement: unclear, reason: constructed test cohort}}
+  overall: high
+  overall_reason: constructed test cohort
 """)
     return tmp_path
 
