@@ -169,3 +169,20 @@ def test_pool_glmm_with_mods_and_newmods(tmp_path, capsys):
             _close(row[name], block["pred"]["default"][name][i], name, rtol=RTOL_GLMM, atol=1e-4)
     assert main(argv) == 0
     assert "Test of Moderators" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("block", GLMM, ids=lambda b: b["test"])
+def test_glmm_proportion_on_the_proportion_scale(block):
+    from scipy.special import expit
+
+    from blinameta.frequentist.glmm import glmm_proportion
+
+    data = pd.read_csv(HERE / "glmm_pool.csv")
+    for pt in PI_TYPES:
+        out = glmm_proportion(data.events, data.total, test=block["test"], pi_type=pt)
+        ref = block["pred0"][pt]
+        for ours, theirs in (("estimate", "pred"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub"),
+                             ("pi_lb", "pi_lb"), ("pi_ub", "pi_ub")):
+            _close(getattr(out, ours), expit(ref[theirs]), ours, rtol=RTOL_GLMM, atol=1e-5)
+    d = out.to_dict()
+    assert d["k"] == 7 and d["events"] == int(data.events.sum()) and "fit" not in d

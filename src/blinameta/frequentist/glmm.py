@@ -38,7 +38,7 @@ from blinameta.frequentist._present import RmaPresentation
 from blinameta.errors import UserError
 from blinameta.frequentist.rma import ModelMatrix, model_matrix
 
-__all__ = ["GlmmResult", "GlmmPrediction", "rma_glmm"]
+__all__ = ["GlmmProportion", "GlmmResult", "GlmmPrediction", "glmm_proportion", "rma_glmm"]
 
 _SEPARATION_ETA = 30.0  # |linear predictor| beyond which a GLM fit is taken to diverge
 _GRAD_TOL = 1e-6  # on the deviance scale, per parameter (after the Newton polish)
@@ -644,6 +644,81 @@ def _conditional_deviance(model: _Aghq, psi: np.ndarray, x: np.ndarray, n: np.nd
         t1 = np.where(x > 0, x * np.log(x / (n * pr)), 0.0)
         t2 = np.where(x < n, (n - x) * np.log((n - x) / (n * (1 - pr))), 0.0)
     return float(2 * np.sum(t1 + t2))
+
+
+@dataclass(frozen=True)
+class GlmmProportion:
+    """Pooled proportion from the binomial-normal GLMM, on the proportion scale.
+
+    ``estimate`` is ``invlogit(beta_0)``, the median rate of the study population (the rate of
+    a study with random effect 0), with the Wald interval of ``beta_0`` back-transformed;
+    ``pi_lb``/``pi_ub`` the prediction interval for a new study's rate (metafor's
+    ``predict(res, transf=transf.ilogit, pi.type=)``). ``fit`` is the full :class:`GlmmResult`.
+    """
+
+    estimate: float
+    ci_lb: float
+    ci_ub: float
+    pi_lb: float
+    pi_ub: float
+    tau2: float
+    k: int
+    events: int
+    patients: int
+    level: float
+    test: str
+    pi_type: str
+    boundary: bool
+    message: str
+    fit: GlmmResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summaries without ``fit`` (JSON-ready apart from NaN)."""
+        out = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "fit"}
+        out["method"] = "GLMM (binomial-normal, ML, AGHQ nAGQ=7)"
+        return out
+
+
+def glmm_proportion(
+    events: Any,
+    total: Any,
+    *,
+    level: float = 95.0,
+    test: str = "z",
+    pi_type: str = "default",
+) -> GlmmProportion:
+    """Pool single proportions with the exact-likelihood binomial-normal model (no continuity
+    correction), as ``metafor::rma.glmm(measure="PLO", xi=, ni=)`` then ``predict(transf=
+    transf.ilogit)``.
+
+    The GLMM is the recommended frequentist model for proportions, in particular with zero
+    events (Stijnen et al. 2010; Schwarzer et al. 2019, *Res Synth Methods* 10:476).
+
+    Parameters
+    ----------
+    events, total : array_like
+        Events and patients per study.
+    level : float
+        Confidence level in percent.
+    test : {"z", "t"}
+        Wald z (metafor's default) or t on k - 1 df.
+    pi_type : {"default", "riley", "t", "simple"}
+        Prediction interval as metafor's ``pi.type`` (``"riley"``: t on k - 2 df).
+
+    Raises
+    ------
+    UserError
+        As :func:`rma_glmm` (e.g. every study with 0 events, or fewer than 2 studies).
+    """
+    fit = rma_glmm(events, total, level=level, test=test)
+    pr = fit.predict(pi_type=pi_type)
+    pred, ci_lb, ci_ub, pi_lb, pi_ub = (float(expit(np.asarray(a)[0])) for a in
+                                        (pr.pred, pr.ci_lb, pr.ci_ub, pr.pi_lb, pr.pi_ub))
+    return GlmmProportion(
+        estimate=pred, ci_lb=ci_lb, ci_ub=ci_ub, pi_lb=pi_lb, pi_ub=pi_ub, tau2=fit.tau2,
+        k=fit.k, events=int(fit.events.sum()), patients=int(fit.total.sum()), level=fit.level,
+        test=test, pi_type=pi_type, boundary=fit.boundary, message=fit.message, fit=fit,
+    )
 
 
 def _empirical_logits(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
