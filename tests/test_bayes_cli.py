@@ -76,7 +76,10 @@ def test_nuts_json_and_cache(capsys, cr_csv):
     first = json.loads(out)
     assert first["method"] == "nuts"
     assert set(first["diagnostics"]) == {"rhat_max", "ess_bulk_min", "ess_tail_min",
-                                         "divergences"}
+                                         "divergences", "bfmi_min", "limits", "tail_checks",
+                                         "tails_agree", "passed"}
+    assert first["diagnostics"]["passed"] is True
+    assert len(first["diagnostics"]["tail_checks"]) == 4
     assert first["diagnostics"]["rhat_max"] <= 1.01
     assert first["diagnostics"]["divergences"] == 0
     status, out, _ = _run(capsys, *args)

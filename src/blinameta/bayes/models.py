@@ -31,6 +31,7 @@ from blinameta.bayes.priors import (
     DEFAULT_PRIOR_TAU,
     Prior,
     parse_prior,
+    symmetric_pymc,
 )
 from blinameta.errors import UserError
 
@@ -39,13 +40,19 @@ __all__ = [
     "PARAMETERIZATIONS",
     "ModelSpec",
     "binomial_normal",
+    "binomial_log_marginal_pt",
     "build_model",
     "design_matrix",
+    "draw_theta",
     "normal_normal",
 ]
 
 KINDS = ("binomial_normal", "normal_normal")
-PARAMETERIZATIONS = ("non_centered", "centered")
+PARAMETERIZATIONS = ("marginal", "non_centered", "centered")
+#: Adaptive Gauss-Hermite nodes of the marginal binomial-normal likelihood (and with a study
+#: with at most one event or non-event, whose integrand is close to a half-plateau).
+MARGINAL_GH_NODES = (16, 40)
+_MARGINAL_NEWTON = 6
 
 
 @dataclass(frozen=True)
@@ -346,21 +353,128 @@ def normal_normal(
     )
 
 
-def build_model(spec: ModelSpec, *, parameterization: str = "non_centered"):
+def binomial_log_marginal_pt(events, total, eta0, tau, *, n_gh: int | None = None):
+    """PyTensor graph of ``sum_i log int Bin(x_i | n_i, invlogit(t)) N(t | eta0_i, tau^2) dt``.
+
+    Adaptive Gauss-Hermite quadrature (Liu & Pierce 1994), as
+    :func:`blinameta.bayes.exact.binomial_log_marginal`: centred at the mode of the integrand
+    (fixed number of Newton steps from the precision-weighted mean of ``eta0_i`` and the
+    empirical logit, so the graph is differentiable) and scaled by its curvature. Binomial
+    coefficients are left out (constant).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+    from numpy.polynomial.hermite import hermgauss
+    from pytensor.gradient import disconnected_grad
+
+    x = np.asarray(events, dtype=float)
+    n = np.asarray(total, dtype=float)
+    if n_gh is None:
+        extreme = bool(np.any((x <= 1) | (x >= n - 1)))
+        n_gh = MARGINAL_GH_NODES[1] if extreme else MARGINAL_GH_NODES[0]
+    t, w = hermgauss(n_gh)
+    tau = pt.maximum(tau, 1e-8)  # tau = |u| can be ~0; the likelihood is flat there
+    prec = 1.0 / tau**2
+    th_hat = np.log((x + 0.5) / (n - x + 0.5))
+    p_hat = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
+    m = (eta0 * prec + th_hat / p_hat) / (prec + 1.0 / p_hat)
+    for _ in range(_MARGINAL_NEWTON):
+        p = pm.math.sigmoid(m)
+        m = m + (x - n * p - (m - eta0) * prec) / (n * p * (1.0 - p) + prec)
+    p = pm.math.sigmoid(m)
+    scale = math.sqrt(2.0) / pt.sqrt(n * p * (1.0 - p) + prec)
+    # The nodes' centre and scale only place the quadrature rule: the gradient is taken with
+    # them held fixed (it is then the exact gradient of the rule in use, which differs from the
+    # derivative of the adaptive approximation by the quadrature error), so the Newton steps
+    # stay out of the gradient graph and the model compiles several times faster.
+    m = disconnected_grad(m)
+    scale = disconnected_grad(scale)
+    theta = m[:, None] + scale[:, None] * t[None, :]
+    log_f = (x[:, None] * theta - n[:, None] * pt.softplus(theta)
+             - 0.5 * (theta - eta0[:, None]) ** 2 * prec)
+    lse = pm.math.logsumexp(log_f + (t**2 + np.log(w))[None, :], axis=1)
+    lse = lse.reshape((-1,))
+    return pt.sum(pt.log(scale) - 0.5 * math.log(2.0 * math.pi) - pt.log(tau) + lse)
+
+
+def draw_theta(spec: ModelSpec, mu, tau, beta=None, *, seed: int = 0, n_proposals: int = 128):
+    """Draws of the study effects ``theta_i`` given posterior draws of ``(mu, tau, beta)``.
+
+    For the ``"marginal"`` parameterization, whose sampler sees only ``(mu, tau, beta)``:
+
+    - normal-normal: exactly, ``theta_i | mu, tau, y ~ N(b_i c_i + (1 - b_i) y_i,
+      (1 - b_i) v_i)``, ``b_i = v_i/(v_i + tau^2)``, ``c_i = mu + x_i'beta``;
+    - binomial-normal: by sampling-importance-resampling from ``n_proposals`` Student-t (4 df)
+      proposals centred at the conditional mode with the Laplace scale widened by 1.2 (the
+      target is log-concave and close to normal, so the importance weights are nearly flat and
+      the O(1/n_proposals) error of the resampled draw is negligible).
+
+    Arrays ``mu``, ``tau`` have shape (chains, draws); ``beta`` (chains, draws, n_coef).
+    Returns an array (chains, draws, n_studies).
+    """
+    rng = np.random.default_rng(seed)
+    mu = np.asarray(mu, dtype=float)
+    tau = np.maximum(np.asarray(tau, dtype=float), 1e-12)
+    centre = mu[..., None]
+    if spec.has_mods:
+        centre = centre + np.asarray(beta, dtype=float) @ spec.design().T
+    if spec.kind == "normal_normal":
+        y, v = np.asarray(spec.yi), np.asarray(spec.vi)
+        b = v / (v + tau[..., None] ** 2)
+        loc = b * centre + (1 - b) * y
+        return loc + np.sqrt((1 - b) * v) * rng.standard_normal(loc.shape)
+    from scipy.special import expit
+    from scipy.stats import t as student_t
+
+    x, n = np.asarray(spec.events, dtype=float), np.asarray(spec.total, dtype=float)
+    prec = 1.0 / tau[..., None] ** 2
+    th_hat = np.log((x + 0.5) / (n - x + 0.5))
+    p_hat = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
+    m = (centre * prec + th_hat / p_hat) / (prec + 1.0 / p_hat)
+    for _ in range(20):
+        p = expit(m)
+        m = m + (x - n * p - (m - centre) * prec) / (n * p * (1.0 - p) + prec)
+    p = expit(m)
+    scale = 1.2 / np.sqrt(n * p * (1.0 - p) + prec)
+    df = 4.0
+    z = rng.standard_t(df, size=m.shape + (n_proposals,))
+    cand = m[..., None] + scale[..., None] * z
+    log_target = (x[:, None] * cand - n[:, None] * np.logaddexp(0.0, cand)
+                  - 0.5 * (cand - centre[..., None]) ** 2 * prec[..., None])
+    log_w = log_target - student_t.logpdf(z, df)
+    log_w -= log_w.max(axis=-1, keepdims=True)
+    cum = np.cumsum(np.exp(log_w), axis=-1)
+    u = rng.random(m.shape)[..., None] * cum[..., -1:]
+    idx = np.minimum((cum < u).sum(axis=-1), n_proposals - 1)
+    return np.take_along_axis(cand, idx[..., None], axis=-1)[..., 0]
+
+
+def build_model(spec: ModelSpec, *, parameterization: str = "marginal"):
     """Build the PyMC model of ``spec``.
 
     Parameters
     ----------
     spec : ModelSpec
-    parameterization : {"non_centered", "centered"}
-        ``"centered"`` (``theta_i ~ N(mu + x_i'beta, tau)``) exists to exercise the
-        diagnostics gate; analyses use the non-centred form.
+    parameterization : {"marginal", "non_centered", "centered"}
+        ``"marginal"`` (default): the study effects are integrated out, so the sampler sees only
+        ``mu``, ``u`` with ``tau = |u|`` (and ``beta``; see
+        :func:`blinameta.bayes.priors.symmetric_pymc`): ``yi ~ N(mu + x_i'beta, sqrt(vi + tau^2))`` for the
+        normal-normal model, and the binomial-normal likelihood by adaptive Gauss-Hermite
+        quadrature (:func:`binomial_log_marginal_pt`); ``theta`` is drawn afterwards from its
+        conditional posterior (:func:`draw_theta`). With informative studies the non-centred
+        form has a curved ridge at small ``tau`` that NUTS under-samples without any warning
+        (audit D2: on 27/70, 58/98, 6/13, 18/25 the lower 2.5% tail of ``tau`` came out at
+        2.1% instead of 2.5% with R-hat 1.00 and no divergences); the two- or three-dimensional
+        marginal posterior has no such geometry. ``"non_centered"`` (``theta_i = mu + x_i'beta
+        + tau z_i``) and ``"centered"`` (``theta_i ~ N(mu + x_i'beta, tau)``, which exists to
+        exercise the diagnostics gate) sample the study effects.
 
     Returns
     -------
     pymc.Model
-        Free variables ``mu``, ``tau``, ``z`` (dims ``study``; ``theta`` when centred) and
-        ``beta`` (dims ``coef``) with moderators; deterministic ``theta`` (dims ``study``).
+        Free variables ``mu``, ``tau``, ``beta`` (dims ``coef``) with moderators, and ``z``
+        (non-centred) or ``theta`` (centred) with dims ``study``; deterministic ``theta``
+        when non-centred.
     """
     import pymc as pm
 
@@ -371,12 +485,29 @@ def build_model(spec: ModelSpec, *, parameterization: str = "non_centered"):
         coords["coef"] = list(spec.coef_names)
     with pm.Model(coords=coords) as model:
         mu = spec.prior_mu.to_pymc("mu")
-        tau = spec.prior_tau.to_pymc("tau")
+        if parameterization == "marginal":
+            # tau = |u| with the symmetric extension of its prior (see symmetric_pymc)
+            tau = pm.Deterministic("tau", abs(symmetric_pymc(spec.prior_tau, "tau_u")))
+        else:
+            tau = spec.prior_tau.to_pymc("tau")
         centre = mu
         if spec.has_mods:
             beta = spec.prior_coef.to_pymc("beta", dims="coef")
             x = pm.Data("x", spec.design(), dims=("study", "coef"))
             centre = mu + pm.math.dot(x, beta)
+        if parameterization == "marginal":
+            if not spec.has_mods:
+                import pytensor.tensor as pt
+
+                centre = pt.ones(spec.n_studies) * mu
+            if spec.kind == "binomial_normal":
+                pm.Potential("events", binomial_log_marginal_pt(spec.events, spec.total, centre, tau))
+            else:
+                import pytensor.tensor as pt
+
+                pm.Normal("yi", mu=centre, sigma=pt.sqrt(np.asarray(spec.vi) + tau**2),
+                          observed=np.asarray(spec.yi), dims="study")
+            return model
         if parameterization == "non_centered":
             z = pm.Normal("z", 0.0, 1.0, dims="study")
             theta = pm.Deterministic("theta", centre + tau * z, dims="study")

@@ -53,6 +53,7 @@ __all__ = [
     "SENSITIVITY_TAU_PRIORS",
     "Prior",
     "parse_prior",
+    "symmetric_pymc",
 ]
 
 #: family -> (parameter names, kind: "location" or "scale")
@@ -144,6 +145,29 @@ class Prior:
         if f == "half_t":
             return pm.HalfStudentT(name, nu=p[0], sigma=p[1], **kwargs)
         return pm.Uniform(name, lower=p[0], upper=p[1], **kwargs)
+
+
+def symmetric_pymc(prior: Prior, name: str, **kwargs):
+    """The symmetric extension of a scale prior to the real line, as a PyMC variable.
+
+    For ``tau ~ prior`` on (0, inf), ``u`` with density ``p(|u|)/2`` (normal, Cauchy, Student-t
+    or uniform on (-U, U)) gives ``|u| ~ prior``. Sampling ``u`` and setting ``tau = |u|`` puts
+    ``tau`` near 0 in the middle of the sampled space instead of at the end of a log-scale tail
+    (audit D2); the likelihood depends on ``tau^2`` only, so the posterior of ``u`` is smooth
+    and symmetric.
+    """
+    import pymc as pm
+
+    f, p = prior.family, prior.params
+    if f == "half_normal":
+        return pm.Normal(name, mu=0.0, sigma=p[0], **kwargs)
+    if f == "half_cauchy":
+        return pm.Cauchy(name, alpha=0.0, beta=p[0], **kwargs)
+    if f == "half_t":
+        return pm.StudentT(name, nu=p[0], mu=0.0, sigma=p[1], **kwargs)
+    if f == "uniform":
+        return pm.Uniform(name, lower=-p[1], upper=p[1], **kwargs)
+    raise ValueError(f"{prior} is not a scale prior")
 
 
 def parse_prior(text: str | Prior, *, kind: str = "location", what: str = "prior") -> Prior:

@@ -60,9 +60,11 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 @dataclass(frozen=True)
 class ParamSummary:
-    """Posterior mean, sd and 95% central interval (``lb``, ``ub``) of one quantity.
+    """Posterior mean, sd, median and 95% central interval (``lb``, ``ub``) of one quantity.
 
     ``mcse_mean`` is the Monte Carlo standard error of the mean (``None`` on the exact path).
+    Quantiles commute with monotone transformations, so ``exp``/``invlogit`` of ``median``,
+    ``lb`` and ``ub`` of ``mu`` are the median and interval of the ratio or rate.
     """
 
     mean: float
@@ -70,6 +72,7 @@ class ParamSummary:
     lb: float
     ub: float
     mcse_mean: float | None = None
+    median: float | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -125,30 +128,58 @@ class Diagnostics:
     divergences: int
     rhat_limit: float = 1.01
     ess_limit: float = 400.0
+    bfmi_min: float | None = None
+    bfmi_limit: float = 0.3
+    tail_checks: tuple[dict, ...] = ()
+
+    @property
+    def tails_agree(self) -> bool | None:
+        """Whether every tail quantile agrees with the exact path (None: not checked)."""
+        if not self.tail_checks:
+            return None
+        return all(c["passed"] for c in self.tail_checks)
 
     @property
     def passed(self) -> bool:
-        """R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions."""
+        """R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions, E-BFMI >= 0.3
+        (when available) and the tails in agreement with the exact path (when checked)."""
         return (
             self.rhat_max <= self.rhat_limit
             and self.ess_bulk_min >= self.ess_limit
             and self.ess_tail_min >= self.ess_limit
             and self.divergences == 0
+            and (self.bfmi_min is None or self.bfmi_min >= self.bfmi_limit)
+            and self.tails_agree is not False
         )
 
     def describe(self) -> str:
-        return (
+        text = (
             f"R-hat max {self.rhat_max:.3f} (limit {self.rhat_limit}), "
             f"bulk ESS min {self.ess_bulk_min:.0f}, tail ESS min {self.ess_tail_min:.0f} "
             f"(limit {self.ess_limit:.0f}), {self.divergences} divergent transitions (limit 0)"
         )
+        if self.bfmi_min is not None:
+            text += f", E-BFMI min {self.bfmi_min:.2f} (limit {self.bfmi_limit})"
+        if self.tail_checks:
+            worst = max(self.tail_checks, key=lambda c: abs(c["z"]))
+            text += (f", tails vs exact posterior: worst {worst['quantity']} "
+                     f"{100 * worst['prob']:g}% quantile {worst['mcmc']:.4g} vs {worst['exact']:.4g}"
+                     f" (z = {worst['z']:.1f})")
+        return text
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, Any]:
+        """What the gate checked, the limits and the outcome."""
         return {
             "rhat_max": self.rhat_max,
             "ess_bulk_min": self.ess_bulk_min,
             "ess_tail_min": self.ess_tail_min,
             "divergences": self.divergences,
+            "bfmi_min": self.bfmi_min,
+            "limits": {"rhat_max": self.rhat_limit, "ess_min": self.ess_limit,
+                       "divergences": 0, "bfmi_min": self.bfmi_limit},
+            "tail_checks": [dict(c) for c in self.tail_checks],
+            "tails_agree": self.tails_agree,
+            "passed": self.passed,
         }
 
 
@@ -176,6 +207,9 @@ class BayesResult(BayesPresentation):
         Binomial-normal model only.
     diagnostics : Diagnostics or None
         ``None`` on the exact path.
+    prob_mu_negative, prob_new_negative : float or None
+        Normal-normal model only: ``P(mu < 0)`` and ``P(theta_new < 0)``; on a log-ratio scale
+        the probabilities that the pooled and a new study's ratio are below 1.
     retried : bool
         Whether the sampler was re-run with a higher ``target_accept`` after failing the gate.
     from_cache : bool
@@ -202,6 +236,8 @@ class BayesResult(BayesPresentation):
     from_cache: bool = False
     notes: tuple[str, ...] = ()
     idata: Any = field(default=None, repr=False, compare=False)
+    prob_mu_negative: float | None = None
+    prob_new_negative: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (without ``idata``)."""
@@ -227,6 +263,9 @@ class BayesResult(BayesPresentation):
         out["study"] = [s.to_dict() for s in self.study]
         if self.exceedance:
             out["exceedance"] = [e.to_dict() for e in self.exceedance]
+        if self.prob_mu_negative is not None:
+            out["prob_mu_negative"] = self.prob_mu_negative
+            out["prob_new_negative"] = self.prob_new_negative
         if self.diagnostics is not None:
             out["diagnostics"] = self.diagnostics.to_dict()
         out["retried"] = self.retried
@@ -248,9 +287,9 @@ class BayesResult(BayesPresentation):
 
 
 def _summ(x: np.ndarray, mcse: float | None = None) -> ParamSummary:
-    lb, ub = np.quantile(x, _Q)
+    lb, ub, med = np.quantile(x, (*_Q, 0.5))
     return ParamSummary(float(np.mean(x)), float(np.std(x, ddof=1)), float(lb), float(ub),
-                        None if mcse is None else float(mcse))
+                        None if mcse is None else float(mcse), median=float(med))
 
 
 def summarise_draws(
@@ -283,11 +322,11 @@ def summarise_draws(
         derived = mcse(_as_draws(idata, {"p_median": p_median, "p_mean": p_mean}))
         fields["p_median"] = _summ(p_median, derived["p_median"].item())
         fields["p_mean"] = _summ(p_mean, derived["p_mean"].item())
-        lb, ub = expit(mixture_quantile(_Q, mu, tau, None))
+        lb, ub, med = expit(mixture_quantile((*_Q, 0.5), mu, tau, None))
         new_sd = np.sqrt(np.mean(population_mean_sq(mu, tau)) - np.mean(p_mean) ** 2)
         fields["p_new"] = ParamSummary(
             float(np.mean(p_mean)), float(new_sd), float(lb), float(ub),
-            derived["p_mean"].item(),
+            derived["p_mean"].item(), median=float(med),
         )
         p = expit(theta)
         fields["study"] = tuple(
@@ -302,11 +341,14 @@ def summarise_draws(
             for j, x in enumerate(t)
         )
     else:
-        lb, ub = mixture_quantile(_Q, mu, tau, None)
+        lb, ub, med = mixture_quantile((*_Q, 0.5), mu, tau, None)
         fields["theta_new"] = ParamSummary(
             float(np.mean(mu)), float(np.sqrt(np.var(mu, ddof=1) + np.mean(tau**2))),
-            float(lb), float(ub), se["mu"].item(),
+            float(lb), float(ub), se["mu"].item(), median=float(med),
         )
+        if not spec.has_mods:
+            fields["prob_mu_negative"] = float(np.mean(mu < 0))
+            fields["prob_new_negative"] = float(mixture_cdf(0.0, mu, tau, None)[0])
         fields["study"] = tuple(
             StudySummary(s, float(theta[:, i].mean()), *map(float, np.quantile(theta[:, i], _Q)))
             for i, s in enumerate(spec.study)
