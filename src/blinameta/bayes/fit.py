@@ -41,6 +41,7 @@ import numpy as np
 
 from blinameta.bayes import cache as _cache
 from blinameta.bayes.models import ModelSpec, build_model, draw_theta
+from blinameta.errors import UserError
 from blinameta.bayes.results import (
     DEFAULT_THRESHOLDS,
     BayesResult,
@@ -315,7 +316,10 @@ def fit(
     if settings["check_exact"]:
         from blinameta.bayes.exact import fit_exact
 
-        exact = fit_exact(spec, thresholds=thresholds)
+        try:
+            exact = fit_exact(spec, thresholds=thresholds)
+        except (UserError, ValueError, FloatingPointError):  # the check is then not made
+            exact = None
     idata = _sample(spec, target_accept=target_accept, **kw)
     diag = check_diagnostics(idata, names, exact)
     retried = False
