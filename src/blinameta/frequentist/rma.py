@@ -7,11 +7,13 @@ metafor's ``rma.uni`` (same formulas, same starting values, same iteration and t
 then :math:`\\beta` by weighted least squares with weights :math:`w_i = 1/(v_i + \\hat\\tau^2)`.
 
 The numerical core works on a *stack* of problems at once (arrays with a leading batch axis), so
-that :mod:`blinameta.frequentist.permutest` can fit thousands of permuted data sets in one vectorised pass;
-:func:`rma` with moderators is the same code run on a stack of one. An intercept-only
-:func:`rma` (the common single analysis) uses the same estimators and stopping rules written out
-in closed form for X = 1 (no k x k projections), and :func:`rma_batch` fits many intercept-only
-data sets of the same k at once.
+that :mod:`blinameta.frequentist.permutest` can fit thousands of permuted data sets in one
+vectorised pass and :func:`rma_batch` many intercept-only data sets of the same k;
+:func:`rma` with moderators is the same code run on a stack of one. Each tau² estimator and the
+standard error of tau² exist once (``_estimate_tau2``, ``_se_tau2``), written over projection
+quantities whose intercept-only branch uses power sums of the weights instead of k x k
+projections; an intercept-only :func:`rma` (the common single analysis) calls the same
+functions, its Fisher scoring iterating in Python floats.
 
 References
 ----------
@@ -31,6 +33,7 @@ Higgins, J. P. T. & Thompson, S. G. (2002). Quantifying heterogeneity in a meta-
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -241,31 +244,199 @@ def _proj(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     return P
 
 
-def _quad(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """``y' P y`` for a stack."""
-    return np.einsum("bi,bij,bj->b", y, P, y)
+# --------------------------------------------------------------------------------------------
+# the tau² estimators: one implementation each, over a batch axis
+#
+# Every estimator (metafor's formulas) is written once in terms of a few quantities of the
+# projection P = W - W X (X'WX)^{-1} X'W, W = diag(w):
+#   Σw, Σw², y'Py, |Py|², tr P, ΣP²  (_pstats)   and   tr PV, Σ(PV)∘(PV)', Σ(PV)∘P  (_pvstats).
+# They work on a stack of problems (Y, V of shape (B, k), X of shape (B, k, p)) as used by
+# rma with moderators (B = 1), rma_batch and permutest. X = None is the intercept-only model,
+# the fast branch: with X = 1, P = W - w wᵀ/S₁ and every quantity is a combination of the power
+# sums Σ wᵃ zᵇ (a = 1..3, b = 0..2; z = y or v), one (3 x k)(k x 3) product per problem
+# instead of a k x k projection:
+#   y'Py = Σwy² - b Σwy (b = Σwy/S₁),  |Py|² = Σw²y² - 2b Σw²y + b² S₂,
+#   tr P = S₁ - S₂/S₁,  ΣP² = S₂ - 2S₃/S₁ + (S₂/S₁)²,  tr PV = Σwv - Σw²v/S₁, ...
+# Fisher scoring also accepts one intercept-only problem as 1-D arrays (Python floats inside
+# the loop): the single rma() iterates there, since numpy calls on length-1 arrays would cost
+# several times the arithmetic (see benchmarks/README.md).
+# --------------------------------------------------------------------------------------------
+
+_POWERS = np.array([[1.0], [2.0], [3.0]])
+#: estimators fitted by Fisher scoring
+_SCORING = ("ML", "REML", "EB")
 
 
-def _tau2_closed(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray) -> np.ndarray:
-    """The non-iterative estimators (metafor's formulas for models with moderators)."""
-    B, k, p = X.shape
-    if method == "HS":
-        w = 1.0 / vi
-        return (_quad(Ymc, _proj(X, w)) - k) / w.sum(axis=1)
-    if method == "HE":
-        P = _proj(X, np.ones_like(vi))  # I - X (X'X)^{-1} X'
-        rss = _quad(Ymc, P)
-        tr_pv = np.einsum("bii,bi->b", P, vi)
-        return (rss - tr_pv) / (k - p)
-    if method == "DL":
-        w = 1.0 / vi
-        P = _proj(X, w)
-        return (_quad(Ymc, P) - (k - p)) / np.trace(P, axis1=1, axis2=2)
+def _zpow(z: np.ndarray) -> np.ndarray:
+    """``[1, z, z²]`` along a new last axis, shape (..., k, 3)."""
+    Z = np.empty(z.shape + (3,))
+    Z[..., 0] = 1.0
+    Z[..., 1] = z
+    np.multiply(z, z, out=Z[..., 2])
+    return Z
+
+
+def _col(t: Any) -> Any:
+    """A per-problem value ready to broadcast against (..., k): (B,) -> (B, 1); scalars as is."""
+    return t[:, None] if isinstance(t, np.ndarray) and t.ndim else t
+
+
+def _power_sums(w: np.ndarray, Z: np.ndarray, buf: np.ndarray | None = None) -> Any:
+    """``S[a-1][b] = Σ_i w_i^a Z_ib`` (a = 1, 2, 3) in one matrix product per problem.
+
+    ``w`` (k,) and ``Z`` (k, 3) give a nested 3 x 3 list of Python floats; ``w`` (B, k) and
+    ``Z`` (B, k, 3) a (3, 3, B) array (rows unpack as the list does). ``buf``, an array of at
+    least (B, 3, k), is used for the powers of ``w`` (a loop reusing it saves allocating, and
+    page-faulting, megabytes per iteration).
+    """
+    if w.ndim == 1:  # fewest numpy calls
+        return ((w**_POWERS) @ Z).tolist()
+    if buf is None:
+        W = np.empty((w.shape[0], 3, w.shape[1]))
+    else:
+        W = buf[: w.shape[0]]
+    W[..., 0, :] = w
+    np.multiply(w, w, out=W[..., 1, :])
+    np.multiply(W[..., 1, :], w, out=W[..., 2, :])
+    return (W @ Z).transpose(1, 2, 0)
+
+
+def _div(num: Any, den: Any) -> Any:
+    """``num / den``; a zero float denominator follows numpy's rules (nan for 0/0, else ±inf).
+
+    Arrays are divided as they are (the caller sets ``np.errstate``).
+    """
+    if type(den) is float and den == 0.0:
+        return math.nan if num == 0.0 or math.isnan(num) else math.copysign(math.inf, num)
+    return num / den
+
+
+#: the terms of :func:`_pstats`, and those each Fisher-scoring step uses
+_ALL_STATS = ("s1", "s2", "yPy", "PyPy", "trP", "PP")
+_SCORING_NEEDS = {"REML": ("PyPy", "trP", "PP"), "ML": ("PyPy", "s1", "s2"), "EB": ("yPy", "s1")}
+
+
+def _pstats(
+    w: np.ndarray,
+    Ymc: np.ndarray | None,
+    X: np.ndarray | None,
+    Z: np.ndarray | None = None,
+    need: tuple[str, ...] = _ALL_STATS,
+    buf: np.ndarray | None = None,
+) -> tuple:
+    """``(Σw, Σw², y'Py, |Py|², tr P, ΣP²)`` per problem at weights ``w``.
+
+    ``X`` None: intercept only, from the power sums (``Z = _zpow(Ymc)`` may be passed in to
+    save recomputing it; 1-D ``w``, ``Ymc`` give Python floats). Else ``X`` (B, k, p) and P is
+    formed, and only the terms named in ``need`` (of :data:`_ALL_STATS`) are computed, the
+    others being None (the power sums give them all at once). Without ``Ymc`` (and ``Z``) the
+    two terms in y are None. ``buf`` as in :func:`_power_sums`.
+    """
+    yPy = PyPy = None
+    if X is None:
+        if Ymc is None and Z is None:
+            if w.ndim == 1:
+                s1, s2, s3 = (w**_POWERS).sum(axis=1).tolist()
+            else:
+                w2 = w * w
+                s1, s2, s3 = w.sum(axis=1), w2.sum(axis=1), (w2 * w).sum(axis=1)
+        else:
+            (s1, swy, swyy), (s2, s2y, s2yy), (s3, _, _) = _power_sums(
+                w, _zpow(Ymc) if Z is None else Z, buf
+            )
+            b = swy / s1
+            yPy, PyPy = swyy - b * swy, s2yy - 2.0 * b * s2y + b * b * s2
+        r2 = s2 / s1
+        return s1, s2, yPy, PyPy, s1 - r2, s2 - 2.0 * s3 / s1 + r2 * r2
+    P = _proj(X, w)
+    if Ymc is not None and ("yPy" in need or "PyPy" in need):
+        Py = np.einsum("bij,bj->bi", P, Ymc)
+        yPy = np.einsum("bi,bi->b", Ymc, Py) if "yPy" in need else None
+        PyPy = (Py * Py).sum(axis=1) if "PyPy" in need else None
+    return (
+        w.sum(axis=1) if "s1" in need else None,
+        (w * w).sum(axis=1) if "s2" in need else None,
+        yPy,
+        PyPy,
+        np.trace(P, axis1=1, axis2=2) if "trP" in need else None,
+        (P * P).sum(axis=(1, 2)) if "PP" in need else None,
+    )
+
+
+def _quiet(a: Any) -> Any:
+    """``np.errstate`` silencing division warnings for arrays; a no-op context for scalars."""
+    if isinstance(a, np.ndarray) and a.ndim > 1:
+        return np.errstate(divide="ignore", invalid="ignore")
+    return contextlib.nullcontext()
+
+
+def _pvstats(w: np.ndarray, v: np.ndarray, X: np.ndarray | None, full: bool = True):
+    """``(tr PV, Σ_ij (PV)_ij (PV)_ji, Σ_ij (PV)_ij P_ij)`` per problem, V = diag(v).
+
+    ``full`` False: only ``tr PV`` (the others None) when P is formed.
+    """
+    if X is None:
+        (s1, swv, _), (s2, s2v, s2vv), (s3, s3v, s3vv) = _power_sums(w, _zpow(v))
+        r = s2v / s1
+        return swv - r, s2vv - 2.0 * s3vv / s1 + r * r, s2v - 2.0 * s3v / s1 + s2 * r / s1
+    P = _proj(X, w)
+    if not full:
+        return np.einsum("bii,bi->b", P, v), None, None
+    PV = P * v[:, None, :]
+    return (
+        np.trace(PV, axis1=1, axis2=2), (PV * PV.transpose(0, 2, 1)).sum(axis=(1, 2)),
+        (PV * P).sum(axis=(1, 2)),
+    )  # fmt: skip
+
+
+def _ols_stats(Ymc: np.ndarray, vi: np.ndarray, X: np.ndarray | None, full: bool = False):
+    """``(y'P0y, tr P0V, Σ(P0V)∘(P0V)')`` of the OLS projection P0 = I - X(X'X)^{-1}X' (HE).
+
+    The last is None unless ``full``. For X = None, P0 = I - 11'/k (``Ymc`` is centred).
+    """
+    if X is None:
+        k = Ymc.shape[-1]
+        sv = vi.sum(axis=-1)
+        pvpv = (1.0 - 2.0 / k) * np.vecdot(vi, vi) + sv * sv / k**2 if full else None
+        return np.vecdot(Ymc, Ymc), (1.0 - 1.0 / k) * sv, pvpv
+    ones = np.ones_like(vi)
+    return (_pstats(ones, Ymc, X, need=("yPy",))[2], *_pvstats(ones, vi, X, full)[:2])
+
+
+def _dims(Ymc: np.ndarray, X: np.ndarray | None) -> tuple[int, int]:
+    """``(k, p)``: studies and coefficients (p = 1 for the intercept-only X = None)."""
+    return Ymc.shape[-1], 1 if X is None else X.shape[2]
+
+
+def _tau2_closed(method: str, Ymc: np.ndarray, X: np.ndarray | None, vi: np.ndarray) -> np.ndarray:
+    """The non-iterative estimators DL, HE, HS and SJ (metafor's formulas).
+
+    For a stack, or one intercept-only problem as 1-D arrays (``X`` None; a scalar comes back).
+    """
+    k, p = _dims(Ymc, X)
+    if method == "HE":  # (y'P0y - tr(P0 V))/(k - p), P0 the OLS projection
+        yPy, trPV, _ = _ols_stats(Ymc, vi, X)
+        return (yPy - trPV) / (k - p)
     if method == "SJ":
-        tau2_0 = np.mean(Ymc**2, axis=1)
-        P = _proj(X, 1.0 / (vi + tau2_0[:, None]))
-        return tau2_0 * _quad(Ymc, P) / (k - p)
+        tau2_0 = np.vecdot(Ymc, Ymc) / k
+        return tau2_0 * _pstats(1.0 / (vi + _col(tau2_0)), Ymc, X, need=("yPy",))[2] / (k - p)
+    s1, _, q, _, trP, _ = _pstats(1.0 / vi, Ymc, X, need=("s1", "yPy", "trP"))
+    if method == "HS":
+        return (q - k) / s1
+    if method == "DL":
+        with _quiet(Ymc):
+            return _div(q - (k - p), trP)
     raise ValueError(method)
+
+
+def _scoring_adj(method: str, k: int, p: int, stats: tuple) -> Any:
+    """Fisher-scoring increment of ML / REML / EB from :func:`_pstats` at the current tau2."""
+    s1, s2, yPy, PyPy, trP, PP = stats
+    if method == "REML":
+        return _div(PyPy - trP, PP)
+    if method == "ML":
+        return _div(PyPy - s1, s2)
+    return _div(yPy * k / (k - p) - k, s1)  # EB
 
 
 def _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter):
@@ -273,7 +444,7 @@ def _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter
 
     The step is scaled by ``stepadj`` and halved until ``tau2`` stays at or above ``tmin``;
     fits whose change is at most ``thr`` converge, those over ``maxiter`` iterations fail.
-    Returns the indices still active.
+    Returns the mask of ``active`` still iterating.
     """
     adj = adj * stepadj
     adj[np.isnan(adj)] = 0.0
@@ -287,71 +458,112 @@ def _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter
     change = np.abs(new - t)
     failed = iters[active] > maxiter
     conv[active[failed]] = False
-    return active[(change > thr) & ~failed]
+    return (change > thr) & ~failed
 
 
 def _tau2_scoring(
     method: str,
     Ymc: np.ndarray,
-    X: np.ndarray,
+    X: np.ndarray | None,
     vi: np.ndarray,
     con: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ML / REML / EB by metafor's Fisher scoring with step halving, vectorised over B.
+    Z: np.ndarray | None = None,
+) -> tuple[Any, Any, Any]:
+    """ML / REML / EB by metafor's Fisher scoring from the HE estimate, with step halving.
 
-    Each problem stops at its own iteration, as a single metafor fit would. Returns tau2,
-    the number of iterations and a convergence flag.
+    A stack (``Ymc``, ``vi`` of shape (B, k)) is iterated together, each problem stopping at
+    its own iteration as a single metafor fit would; one intercept-only problem may be given as
+    1-D arrays (``X`` None), iterated in Python floats with the same rules. Returns tau2, the
+    number of iterations and a convergence flag (arrays, or scalars for 1-D input). ``Z`` is
+    ``_zpow(Ymc)`` if the caller has it (intercept only).
     """
-    B, k, p = X.shape
+    k, p = _dims(Ymc, X)
+    one = Ymc.ndim == 1
+    tmin, thr, stepadj, maxiter = con["tau2_min"], con["threshold"], con["stepadj"], con["maxiter"]
+    if X is None and Z is None:
+        Z = _zpow(Ymc)  # the power sums' right-hand side, fixed
     if con["tau2_init"] is None:
-        tau2 = np.maximum(np.maximum(0.0, _tau2_closed("HE", Ymc, X, vi)), con["tau2_min"])
+        init = np.maximum(np.maximum(0.0, _tau2_closed("HE", Ymc, X, vi)), tmin)
     else:
-        tau2 = np.full(B, float(con["tau2_init"]))
+        init = np.full(Ymc.shape[:-1], float(con["tau2_init"]))
+    if one:
+        t, it = float(init), 0
+        while True:
+            adj = _scoring_adj(method, k, p, _pstats(1.0 / (vi + t), Ymc, None, Z)) * stepadj
+            if math.isnan(adj):
+                adj = 0.0
+            while t + adj < tmin:
+                adj /= 2.0
+            new = t + adj
+            it += 1
+            change = abs(new - t)
+            t = new
+            if it > maxiter:
+                return t, it, False
+            if not change > thr:
+                return t, it, True
+    B = Ymc.shape[0]
+    tau2 = init
     iters = np.zeros(B, dtype=int)
     conv = np.ones(B, dtype=bool)
     active = np.arange(B)
-    tmin, thr, stepadj, maxiter = con["tau2_min"], con["threshold"], con["stepadj"], con["maxiter"]
-    while active.size:
-        t = tau2[active]
-        y = Ymc[active]
-        v = vi[active]
-        w = 1.0 / (v + t[:, None])
-        P = _proj(X[active], w)
-        Py = np.einsum("bij,bj->bi", P, y)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if method == "ML":
-                adj = (np.sum(Py**2, axis=1) - w.sum(axis=1)) / np.sum(w**2, axis=1)
-            elif method == "REML":
-                adj = (np.sum(Py**2, axis=1) - np.trace(P, axis1=1, axis2=2)) / np.sum(
-                    P * P, axis=(1, 2)
-                )
-            else:  # EB
-                adj = (np.einsum("bi,bi->b", y, Py) * k / (k - p) - k) / w.sum(axis=1)
-        active = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
+    buf = None if X is not None else np.empty((B, 3, k))
+    # the data of the active problems, compacted only when some stop (the long tail of slow
+    # problems then iterates without copying)
+    Yw, Xw, Vw, Zw = Ymc, X, vi, Z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        while active.size:
+            t = tau2[active]  # a copy: _scoring_step compares it with the update
+            w = 1.0 / (Vw + t[:, None])
+            stats = _pstats(w, Yw, Xw, Zw, _SCORING_NEEDS[method], buf)
+            adj = _scoring_adj(method, k, p, stats)
+            keep = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
+            if not keep.all():
+                active = active[keep]
+                Vw = Vw[keep]
+                if X is None:
+                    Zw = Zw[keep]
+                else:
+                    Yw, Xw = Yw[keep], Xw[keep]
     return tau2, iters, conv
 
 
-def _loglik_at(method: str, Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, tau2: np.ndarray):
-    """ML or REML log-likelihood (metafor's ll0check form, without log det X'X)."""
-    B, k, p = X.shape
-    w = 1.0 / (vi + tau2[:, None])
-    WX, inv = _wls_parts(X, w)
-    beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Ymc)
-    rss = np.sum(w * (Ymc - np.einsum("bkp,bp->bk", X, beta)) ** 2, axis=1)
+def _loglik_at(
+    method: str,
+    Ymc: np.ndarray,
+    X: np.ndarray | None,
+    vi: np.ndarray,
+    tau2: Any,
+    Z: np.ndarray | None = None,
+) -> Any:
+    """ML or REML log-likelihood (metafor's ll0check form, without log det X'X).
+
+    For a stack, or one intercept-only problem as 1-D arrays with a float ``tau2`` (``Z`` as
+    in :func:`_tau2_scoring`).
+    """
+    k, p = _dims(Ymc, X)
+    vt = vi + (tau2[:, None] if isinstance(tau2, np.ndarray) else tau2)
+    w = 1.0 / vt
+    if X is None:
+        s1, _, rss = _pstats(w, Ymc, None, Z)[:3]
+        logdet = np.log(s1)  # log det X'WX = log S1
+    else:
+        _, inv = _wls_parts(X, w)
+        beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Ymc)
+        rss = np.sum(w * (Ymc - np.einsum("bkp,bp->bk", X, beta)) ** 2, axis=1)
+        logdet = -np.linalg.slogdet(inv)[1]
+    sumlog = np.log(vt).sum(axis=-1)
     if method == "ML":
-        return -0.5 * k * _LOG_2PI - 0.5 * np.sum(np.log(vi + tau2[:, None]), axis=1) - 0.5 * rss
-    logdet = -np.linalg.slogdet(inv)[1]  # log det X'WX
-    return (
-        -0.5 * (k - p) * _LOG_2PI
-        - 0.5 * np.sum(np.log(vi + tau2[:, None]), axis=1)
-        - 0.5 * logdet
-        - 0.5 * rss
-    )
+        return -0.5 * k * _LOG_2PI - 0.5 * sumlog - 0.5 * rss
+    return -0.5 * (k - p) * _LOG_2PI - 0.5 * sumlog - 0.5 * logdet - 0.5 * rss
 
 
 def _tau2_pm(
-    Ymc: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any], tau2_max: np.ndarray,
-    q_and_slope=None,
+    Ymc: np.ndarray,
+    X: np.ndarray | None,
+    vi: np.ndarray,
+    con: dict[str, Any],
+    tau2_max: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paule-Mandel: root of the generalized Q, :math:`Q(\\tau^2) = k - p`, vectorised.
 
@@ -359,21 +571,26 @@ def _tau2_pm(
     (bisection when a Newton step leaves the bracket) on the same monotone function, run to
     ``control["tol"]``. Q is decreasing in tau2, :math:`dQ/d\\tau^2 = -y^\\top P P y`.
     """
-    B, k, p = X.shape
+    B = Ymc.shape[0]
+    k, p = _dims(Ymc, X)
     target = k - p
     tmin = float(con["tau2_min"])
     tau2 = np.full(B, np.nan)
     conv = np.ones(B, dtype=bool)
+    Z = _zpow(Ymc) if X is None else None
+    buf = None if X is not None else np.empty((B, 3, k))
 
-    def _q_and_slope(y, Xs, v, t):
-        P = _proj(Xs, 1.0 / (v + t[:, None]))
-        Py = np.einsum("bij,bj->bi", P, y)
-        return np.einsum("bi,bi->b", y, Py) - target, -np.sum(Py**2, axis=1)
+    def q_and_slope(sel, t):
+        w = 1.0 / (vi[sel] + t[:, None])
+        if X is None:
+            stats = _pstats(w, Ymc, None, Z[sel], buf=buf)
+        else:
+            stats = _pstats(w, Ymc[sel], X[sel], need=("yPy", "PyPy"))
+        return stats[2] - target, -stats[3]
 
-    q_and_slope = q_and_slope or _q_and_slope  # the caller may give an O(k) version (X = 1)
-
-    f_min, _ = q_and_slope(Ymc, X, vi, np.full(B, tmin))
-    f_max, _ = q_and_slope(Ymc, X, vi, tau2_max)
+    every = slice(None)
+    f_min, _ = q_and_slope(every, np.full(B, tmin))
+    f_max, _ = q_and_slope(every, tau2_max)
     at_min = f_min < 0
     tau2[at_min] = tmin
     too_low = ~at_min & (f_max > 0)
@@ -386,7 +603,7 @@ def _tau2_pm(
     for _ in range(500):
         if not active.size:
             break
-        f, fp = q_and_slope(Ymc[active], X[active], vi[active], x[active])
+        f, fp = q_and_slope(active, x[active])
         pos = f > 0
         lo[active[pos]] = x[active[pos]]
         hi[active[~pos]] = x[active[~pos]]
@@ -412,19 +629,37 @@ def _r_mad(y: np.ndarray) -> np.ndarray:
 
 
 def _estimate_tau2(
-    method: str, Y: np.ndarray, X: np.ndarray, vi: np.ndarray, con: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """tau2 for a stack (B,), with metafor's rules; returns (tau2, iterations, converged).
+    method: str, Y: np.ndarray, X: np.ndarray | None, vi: np.ndarray, con: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """tau2 with metafor's rules; returns (tau2, iterations, converged).
 
-    As in metafor, the estimators work on the mean-centred outcomes.
+    ``Y``, ``vi`` (B, k) and ``X`` (B, k, p), or ``X`` None for intercept-only models (the
+    fast branch; an ``X`` of ones is recognised as such). One intercept-only problem may be
+    given as 1-D ``Y`` and ``vi`` (``X`` None): scalars come back. As in metafor, the
+    estimators work on the mean-centred outcomes; non-converged problems get NaN.
     """
-    B, k, p = X.shape
-    Ymc = Y - Y.mean(axis=1, keepdims=True)
+    k = Y.shape[-1]
+    if Y.ndim == 1 and (method in ("PM", "EE") or k == 1):  # one problem as a stack of one
+        tau2, iters, conv = _estimate_tau2(method, Y[None], None, vi[None], con)
+        return float(tau2[0]), int(iters[0]), bool(conv[0])
+    if X is not None and X.shape[2] == 1 and np.all(X == 1.0):
+        X = None
+    tmin, thr = con["tau2_min"], con["threshold"]
+    ll0check = method in ("ML", "REML") and con["ll0check"]
+    if Y.ndim == 1:  # one intercept-only problem, in Python floats
+        Ymc = Y - float(Y.sum()) / k
+        if method not in _SCORING:
+            return max(tmin, float(_tau2_closed(method, Ymc, X, vi))), 0, True
+        Z = _zpow(Ymc)
+        tau2, iters, conv = _tau2_scoring(method, Ymc, X, vi, con, Z)
+        if ll0check and conv and tau2 > thr and _ll0_higher(method, Ymc, X, vi, tau2, con, Z):
+            tau2 = 0.0
+        return max(tmin, tau2) if conv else math.nan, iters, conv
+    B = Y.shape[0]
+    Ymc = Y - Y.sum(axis=1, keepdims=True) / k  # (as np.mean)
     iters = np.zeros(B, dtype=int)
     conv = np.ones(B, dtype=bool)
-    if method == "EE":
-        return np.zeros(B), iters, conv
-    if k == 1:
+    if method == "EE" or k == 1:
         return np.zeros(B), iters, conv
     if method in ("HS", "HE", "DL", "SJ"):
         tau2 = _tau2_closed(method, Ymc, X, vi)
@@ -435,15 +670,69 @@ def _estimate_tau2(
             tau2_max = np.full(B, float(con["tau2_max"]))
         tau2, conv = _tau2_pm(Ymc, X, vi, con, tau2_max)
     else:
-        tau2, iters, conv = _tau2_scoring(method, Ymc, X, vi, con)
-        if method in ("ML", "REML") and con["ll0check"] and np.all(vi > 0):
-            ll0 = _loglik_at(method, Ymc, X, vi, np.zeros(B))
-            ll = _loglik_at(method, Ymc, X, vi, tau2)
-            stuck = conv & (ll0 - ll > con["tol"]) & (tau2 > con["threshold"])
+        Z = _zpow(Ymc) if X is None else None
+        tau2, iters, conv = _tau2_scoring(method, Ymc, X, vi, con, Z)
+        if ll0check and np.all(vi > 0):
+            with np.errstate(invalid="ignore"):
+                stuck = conv & (tau2 > thr) & _ll0_higher(method, Ymc, X, vi, tau2, con, Z)
             tau2 = np.where(stuck, 0.0, tau2)
-    tau2 = np.maximum(con["tau2_min"], tau2)
+    tau2 = np.maximum(tmin, tau2)
     tau2[~conv] = np.nan
     return tau2, iters, conv
+
+
+def _ll0_higher(
+    method: str,
+    Ymc: np.ndarray,
+    X: np.ndarray | None,
+    vi: np.ndarray,
+    tau2: Any,
+    con: dict[str, Any],
+    Z: np.ndarray | None = None,
+) -> Any:
+    """metafor's ll0check: does tau2 = 0 have a log-likelihood higher by more than ``tol``?
+
+    (Then the estimate goes back to 0: scoring can stop at a stationary point off the
+    boundary.)
+    """
+    zero = np.zeros_like(tau2) if isinstance(tau2, np.ndarray) else 0.0
+    ll0 = _loglik_at(method, Ymc, X, vi, zero, Z)
+    return ll0 - _loglik_at(method, Ymc, X, vi, tau2, Z) > con["tol"]
+
+
+def _se_tau2(
+    method: str, Ymc: np.ndarray, X: np.ndarray | None, vi: np.ndarray, tau2: np.ndarray
+) -> np.ndarray:
+    """Standard error of tau2, metafor's formula per estimator (NaN for EE).
+
+    For a stack, or one intercept-only problem as 1-D arrays (``X`` None; a scalar comes back).
+    """
+    k, p = _dims(Ymc, X)
+    t = np.maximum(tau2, 0.0) if isinstance(tau2, np.ndarray) else max(tau2, 0.0)
+    with _quiet(Ymc):
+        if method in ("HS", "DL"):
+            s1, _, _, _, trP, PP = _pstats(1.0 / vi, None, X, need=("s1", "trP", "PP"))
+            den = s1 if method == "HS" else trP
+            return np.sqrt(1 / den**2 * (2 * (k - p) + 4 * t * trP + 2 * t**2 * PP))
+        if method == "HE":
+            _, trPV, PVPV = _ols_stats(Ymc, vi, X, full=True)
+            return np.sqrt(1 / (k - p) ** 2 * (2 * PVPV + 4 * t * trPV + 2 * t**2 * (k - p)))
+        if method == "SJ":
+            tau2_0 = np.vecdot(Ymc, Ymc) / k
+            w = 1.0 / (vi + _col(tau2_0))
+            PP = _pstats(w, None, X, need=("PP",))[5]
+            _, PVPV, PVP = _pvstats(w, vi, X)
+            return np.sqrt(
+                tau2_0**2 / (k - p) ** 2 * (2 * PVPV + 4 * t * PVP + 2 * t**2 * PP)
+            )
+        w = 1.0 / (vi + _col(tau2))
+        if method == "ML":
+            return np.sqrt(2 / (w * w).sum(axis=-1))
+        if method == "REML":
+            return np.sqrt(2 / _pstats(w, None, X, need=("PP",))[5])
+        if method in ("EB", "PM"):
+            return np.sqrt(2 * k**2 / (k - p) / w.sum(axis=-1) ** 2)
+    return np.full(Ymc.shape[:-1], np.nan)
 
 
 def _fixed_effects(
@@ -456,11 +745,11 @@ def _fixed_effects(
 ) -> dict[str, np.ndarray]:
     """WLS estimates, (knha-scaled) covariance, test statistics and QM for a stack."""
     B, k, p = X.shape
-    w = 1.0 / (vi + tau2[:, None])
+    w = 1.0 / (vi + _col(tau2))
     WX, inv = _wls_parts(X, w)
     beta = np.einsum("bpq,bkq,bk->bp", inv, X, w * Y)
     resid = Y - np.einsum("bkp,bp->bk", X, beta)
-    rss = np.sum(w * resid**2, axis=1)
+    rss = np.sum(w * resid**2, axis=-1)
     if test in _KNHA_TESTS:
         s2w = np.where(rss <= _EPS, 0.0, rss / (k - p) if k > p else np.nan)
         if test == "adhoc":
@@ -622,47 +911,6 @@ def _control(control: dict[str, Any] | None) -> dict[str, Any]:
     return con
 
 
-def _se_tau2(method: str, X: np.ndarray, vi: np.ndarray, Ymc: np.ndarray, tau2: float) -> float:
-    """Standard error of tau2, metafor's formula per estimator (2-D inputs)."""
-    k, p = X.shape
-    t = max(tau2, 0.0)
-    Xb, vib = X[None], vi[None]
-    if method == "HS":
-        w = 1.0 / vi
-        P = _proj(Xb, w[None])[0]
-        return math.sqrt(
-            1 / w.sum() ** 2 * (2 * (k - p) + 4 * t * np.trace(P) + 2 * t**2 * np.sum(P * P))
-        )
-    if method == "HE":
-        P = _proj(Xb, np.ones_like(vib))[0]
-        PV = P * vi[None, :]
-        return math.sqrt(
-            1 / (k - p) ** 2 * (2 * np.sum(PV * PV.T) + 4 * t * np.trace(PV) + 2 * t**2 * (k - p))
-        )
-    if method == "DL":
-        P = _proj(Xb, 1.0 / vib)[0]
-        trP = np.trace(P)
-        return math.sqrt(1 / trP**2 * (2 * (k - p) + 4 * t * trP + 2 * t**2 * np.sum(P * P)))
-    if method == "SJ":
-        tau2_0 = float(np.mean(Ymc**2))
-        P = _proj(Xb, 1.0 / (vib + tau2_0))[0]
-        PV = P * vi[None, :]
-        return math.sqrt(
-            tau2_0**2
-            / (k - p) ** 2
-            * (2 * np.sum(PV * PV.T) + 4 * t * np.sum(PV * P) + 2 * t**2 * np.sum(P * P))
-        )
-    w = 1.0 / (vi + tau2)
-    if method == "ML":
-        return math.sqrt(2 / np.sum(w**2))
-    if method == "REML":
-        P = _proj(Xb, w[None])[0]
-        return math.sqrt(2 / np.sum(P * P))
-    if method in ("EB", "PM"):
-        return math.sqrt(2 * k**2 / (k - p) / w.sum() ** 2)
-    return math.nan
-
-
 # --------------------------------------------------------------------------------------------
 # distribution tails: scipy.special directly (scipy.stats distribution objects cost ~30 us/call)
 # --------------------------------------------------------------------------------------------
@@ -698,169 +946,8 @@ def _f_sf(x: Any, dfn: float, dfd: float) -> Any:
     return special.fdtrc(dfn, dfd, x)
 
 
-# --------------------------------------------------------------------------------------------
-# intercept-only models: closed-form 1-D algebra (no k x k projection matrices)
-#
-# With X = 1 and weights w, P = W - w w'/S1 (S_j = sum w^j), so
-#   y'Py = sum w (y - b)^2 (b the weighted mean),  Py = w (y - b),
-#   tr P = S1 - S2/S1,  sum_ij P_ij^2 = S2 - 2 S3/S1 + (S2/S1)^2.
-# --------------------------------------------------------------------------------------------
-
-_POWERS = np.array([[1.0], [2.0], [3.0]])
-_POWERS_Y = np.array([[0.0], [1.0], [2.0]])
-
-
-def _div(num: float, den: float) -> float:
-    """``num / den`` with numpy's rules for a zero denominator (nan for 0/0, else +-inf)."""
-    if den == 0.0:
-        return math.nan if num == 0.0 or math.isnan(num) else math.copysign(math.inf, num)
-    return num / den
-
-
-def _io_tau2_closed(method: str, ymc: np.ndarray, v: np.ndarray) -> float:
-    """DL, HE, HS, SJ for an intercept-only model (``ymc`` mean-centred)."""
-    k = ymc.size
-    if method == "HE":
-        return (float(ymc @ ymc) - (1.0 - 1.0 / k) * float(v.sum())) / (k - 1)
-    if method == "SJ":
-        tau2_0 = float(ymc @ ymc) / k
-        w = 1.0 / (v + tau2_0)
-    else:
-        w = 1.0 / v
-    s1 = float(w.sum())
-    r = ymc - float(w @ ymc) / s1
-    q = float((w * r) @ r)
-    if method == "HS":
-        return (q - k) / s1
-    if method == "DL":
-        return _div(q - (k - 1), s1 - float(w @ w) / s1)
-    return tau2_0 * q / (k - 1)  # SJ
-
-
-def _io_loglik(method: str, ymc: np.ndarray, v: np.ndarray, tau2: float) -> float:
-    """ML or REML log-likelihood of an intercept-only model (as :func:`_loglik_at`)."""
-    k = ymc.size
-    vt = v + tau2
-    w = 1.0 / vt
-    s1 = float(w.sum())
-    r = ymc - float(w @ ymc) / s1
-    rss = float((w * r) @ r)
-    sumlog = float(np.log(vt).sum())
-    if method == "ML":
-        return -0.5 * k * _LOG_2PI - 0.5 * sumlog - 0.5 * rss
-    return -0.5 * (k - 1) * _LOG_2PI - 0.5 * sumlog - 0.5 * math.log(s1) - 0.5 * rss
-
-
-def _io_tau2_scoring(
-    method: str, ymc: np.ndarray, v: np.ndarray, con: dict[str, Any]
-) -> tuple[float, int, bool]:
-    """ML / REML / EB Fisher scoring for an intercept-only model (as :func:`_tau2_scoring`).
-
-    Each iteration needs the sums :math:`\\sum w^a y^b` (a = 1..3, b = 0..2), obtained in one
-    (3 x k) @ (k x 3) product; the rest is scalar arithmetic.
-    """
-    k = ymc.size
-    if con["tau2_init"] is None:
-        t = max(0.0, _io_tau2_closed("HE", ymc, v), con["tau2_min"])
-    else:
-        t = float(con["tau2_init"])
-    A = (ymc ** _POWERS_Y).T  # (k, 3): 1, y, y^2
-    tmin, thr = con["tau2_min"], con["threshold"]
-    stepadj, maxiter = con["stepadj"], con["maxiter"]
-    it = 0
-    conv = True
-    kk = k / (k - 1)
-    while True:
-        w = 1.0 / (v + t)
-        (s1, swy, swyy), (s2, s2y, s2yy), (s3, _, _) = ((w**_POWERS) @ A).tolist()
-        b = swy / s1
-        if method == "REML":
-            r2 = s2 / s1
-            pypy = s2yy - 2.0 * b * s2y + b * b * s2  # sum (w (y - b))^2
-            adj = _div(pypy - (s1 - r2), s2 - 2.0 * s3 / s1 + r2 * r2)
-        elif method == "ML":
-            pypy = s2yy - 2.0 * b * s2y + b * b * s2
-            adj = _div(pypy - s1, s2)
-        else:  # EB
-            adj = _div((swyy - b * swy) * kk - k, s1)
-        adj *= stepadj
-        if math.isnan(adj):
-            adj = 0.0
-        while t + adj < tmin:
-            adj /= 2.0
-        new = t + adj
-        it += 1
-        change = abs(new - t)
-        t = new
-        if it > maxiter:
-            conv = False
-            break
-        if not change > thr:
-            break
-    return t, it, conv
-
-
-def _io_se_tau2(method: str, v: np.ndarray, ymc: np.ndarray, tau2: float) -> float:
-    """Standard error of tau2 for an intercept-only model (as :func:`_se_tau2`)."""
-    k = v.size
-    t = max(tau2, 0.0)
-    if method in ("HS", "DL"):
-        w = 1.0 / v
-        s1, s2, s3 = float(w.sum()), float(w @ w), float((w * w) @ w)
-        trP, PP = s1 - s2 / s1, s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
-        den = s1 if method == "HS" else trP
-        return math.sqrt(1 / den**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * PP))
-    if method == "HE":
-        sv, svv = float(v.sum()), float(v @ v)
-        pvpv = (1.0 - 2.0 / k) * svv + sv * sv / k**2
-        tr_pv = (1.0 - 1.0 / k) * sv
-        return math.sqrt(1 / (k - 1) ** 2 * (2 * pvpv + 4 * t * tr_pv + 2 * t**2 * (k - 1)))
-    if method == "SJ":
-        tau2_0 = float(ymc @ ymc) / k
-        w = 1.0 / (v + tau2_0)
-        w2 = w * w
-        s1, s2, s3 = float(w.sum()), float(w2.sum()), float(w2 @ w)
-        s2v, s3v, s2vv, s3vv = float(w2 @ v), float((w2 * w) @ v), float(w2 @ (v * v)), float(
-            (w2 * w) @ (v * v)
-        )
-        pvpv = s2vv - 2.0 * s3vv / s1 + (s2v / s1) ** 2
-        pvp = s2v - 2.0 * s3v / s1 + s2 * s2v / s1**2
-        PP = s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
-        return math.sqrt(
-            tau2_0**2 / (k - 1) ** 2 * (2 * pvpv + 4 * t * pvp + 2 * t**2 * PP)
-        )
-    w = 1.0 / (v + tau2)
-    if method == "ML":
-        return math.sqrt(2 / float(w @ w))
-    if method == "REML":
-        s1, s2, s3 = float(w.sum()), float(w @ w), float((w * w) @ w)
-        return math.sqrt(2 / (s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2))
-    if method in ("EB", "PM"):
-        return math.sqrt(2 * k**2 / (k - 1) / float(w.sum()) ** 2)
-    return math.nan
-
-
 _IO_NAMES = ("intrcpt",)
 _BTT0 = (0,)
-
-
-def _io_tau2_pm(ymc: np.ndarray, v: np.ndarray, con: dict[str, Any]) -> tuple[float, bool]:
-    """Paule-Mandel for an intercept-only model: :func:`_tau2_pm` with X = 1, in O(k) memory.
-
-    For X = 1, :math:`P y = W (y - \\hat\\beta)`, so :math:`Q = \\sum_i w_i r_i^2` and
-    :math:`dQ/d\\tau^2 = -\\sum_i (w_i r_i)^2`; no k × k projection is formed.
-    """
-    k = ymc.size
-
-    def q_and_slope(y, _x, vv, t):
-        w = 1.0 / (vv[0] + t[0])
-        r = y[0] - float(w @ y[0]) / float(w.sum())
-        return np.array([float((w * r) @ r) - (k - 1)]), np.array([-float(((w * r) ** 2).sum())])
-
-    tau2_max = np.array([max(100.0, 10.0 * float(_r_mad(ymc[None])[0]) ** 2)]) if con["tau2_max"] is None \
-        else np.array([float(con["tau2_max"])])
-    tau2, conv = _tau2_pm(ymc[None], np.ones((1, k, 1)), v[None], con, tau2_max, q_and_slope=q_and_slope)
-    return float(tau2[0]), bool(conv[0])
 
 
 def _rma_int_only(
@@ -874,8 +961,9 @@ def _rma_int_only(
 ) -> RmaResult:
     """:func:`rma` for an intercept-only model, in closed-form 1-D algebra.
 
-    The same estimators, stopping rules and formulas as the general (batched) code; only the
-    projections are written out for X = 1.
+    The tau² estimators are the shared ones (their intercept-only branch, see
+    :func:`_estimate_tau2`); the rest (WLS, tests, heterogeneity, fit statistics) is written out
+    for X = 1.
     """
     k = y.size
     if k == 1 and test != "z":
@@ -883,19 +971,10 @@ def _rma_int_only(
     alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
     ybar = float(y.sum()) / k
     ymc = y - ybar
-    iters, conv = 0, True
     if method == "EE" or k == 1:
-        tau2 = 0.0
-    elif method in ("HS", "HE", "DL", "SJ"):
-        tau2 = _io_tau2_closed(method, ymc, v)
-    elif method == "PM":
-        tau2, conv = _io_tau2_pm(ymc, v, con)
-    else:
-        tau2, iters, conv = _io_tau2_scoring(method, ymc, v, con)
-        if conv and method in ("ML", "REML") and con["ll0check"] and tau2 > con["threshold"]:
-            ll0 = _io_loglik(method, ymc, v, 0.0)
-            if ll0 - _io_loglik(method, ymc, v, tau2) > con["tol"]:
-                tau2 = 0.0
+        tau2, iters, conv = 0.0, 0, True
+    else:  # the shared estimators, given one problem as 1-D arrays
+        tau2, iters, conv = _estimate_tau2(method, y, None, v, con)
     if not conv:
         raise ValueError(
             f"the {method} estimator of tau2 did not converge (try control maxiter/stepadj/"
@@ -954,7 +1033,9 @@ def _rma_int_only(
             qe, qe_p, i2, h2, vt = 0.0, 1.0, 0.0, 1.0, 0.0
     else:
         qe = qe_p = i2 = h2 = vt = math.nan
-    se_tau2 = _io_se_tau2(method, v, ymc, tau2) if method != "EE" and k > 1 else math.nan
+    se_tau2 = math.nan
+    if method != "EE" and k > 1:
+        se_tau2 = float(_se_tau2(method, ymc, None, v, tau2))
 
     # fit statistics (log det X'X = log k, log det X'WX = log S1)
     parms = 1 + (0 if method == "EE" else 1)
@@ -1188,7 +1269,7 @@ def rma(
 
     se_tau2 = math.nan
     if method != "EE" and k > p:
-        se_tau2 = _se_tau2(method, X, v, Ymc, tau2)
+        se_tau2 = float(_se_tau2(method, Ymc[None], Xb, V, tau2_arr)[0])
 
     # fit statistics (metafor's ll, deviance, AIC, BIC, AICc under ML and REML)
     parms = p + (0 if method == "EE" else 1)
@@ -1346,108 +1427,6 @@ class RmaBatchResult:
         return out
 
 
-def _io_se_tau2_batch(method: str, V: np.ndarray, Ymc: np.ndarray, tau2: np.ndarray) -> np.ndarray:
-    """:func:`_io_se_tau2` for a stack of intercept-only problems (rows of ``V``, ``Ymc``)."""
-    k = V.shape[1]
-    t = np.maximum(tau2, 0.0)
-
-    def sums(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        s1, s2, s3 = w.sum(1), (w * w).sum(1), (w**3).sum(1)
-        return s1, s2, s3, s1 - s2 / s1, s2 - 2.0 * s3 / s1 + (s2 / s1) ** 2
-
-    if method in ("HS", "DL"):
-        s1, _, _, trP, PP = sums(1.0 / V)
-        den = s1 if method == "HS" else trP
-        return np.sqrt(1 / den**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * PP))
-    if method == "HE":
-        sv, svv = V.sum(1), (V * V).sum(1)
-        pvpv = (1.0 - 2.0 / k) * svv + sv * sv / k**2
-        tr_pv = (1.0 - 1.0 / k) * sv
-        return np.sqrt(1 / (k - 1) ** 2 * (2 * pvpv + 4 * t * tr_pv + 2 * t**2 * (k - 1)))
-    if method == "SJ":
-        tau2_0 = (Ymc * Ymc).sum(1) / k
-        w = 1.0 / (V + tau2_0[:, None])
-        s1, s2, _, _, PP = sums(w)
-        w2, w3 = w * w, w**3
-        s2v, s3v = (w2 * V).sum(1), (w3 * V).sum(1)
-        s2vv, s3vv = (w2 * V * V).sum(1), (w3 * V * V).sum(1)
-        pvpv = s2vv - 2.0 * s3vv / s1 + (s2v / s1) ** 2
-        pvp = s2v - 2.0 * s3v / s1 + s2 * s2v / s1**2
-        return np.sqrt(tau2_0**2 / (k - 1) ** 2 * (2 * pvpv + 4 * t * pvp + 2 * t**2 * PP))
-    w = 1.0 / (V + tau2[:, None])
-    if method == "ML":
-        return np.sqrt(2 / (w * w).sum(1))
-    if method == "REML":
-        return np.sqrt(2 / sums(w)[4])
-    if method in ("EB", "PM"):
-        return np.sqrt(2 * k**2 / (k - 1) / w.sum(1) ** 2)
-    return np.full(V.shape[0], np.nan)
-
-
-def _io_tau2_scoring_batch(
-    method: str, Ymc: np.ndarray, V: np.ndarray, con: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_tau2_scoring` for a stack of intercept-only problems, in closed form."""
-    B, k = Ymc.shape
-    if con["tau2_init"] is None:
-        he = ((Ymc * Ymc).sum(1) - (1.0 - 1.0 / k) * V.sum(1)) / (k - 1)
-        tau2 = np.maximum(np.maximum(0.0, he), con["tau2_min"])
-    else:
-        tau2 = np.full(B, float(con["tau2_init"]))
-    iters = np.zeros(B, dtype=int)
-    conv = np.ones(B, dtype=bool)
-    active = np.arange(B)
-    tmin, thr, stepadj, maxiter = con["tau2_min"], con["threshold"], con["stepadj"], con["maxiter"]
-    while active.size:
-        t = tau2[active]
-        y = Ymc[active]
-        w = 1.0 / (V[active] + t[:, None])
-        s1 = w.sum(1)
-        w2 = w * w
-        s2 = w2.sum(1)
-        r = y - ((w * y).sum(1) / s1)[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if method == "REML":
-                r2 = s2 / s1
-                pp = s2 - 2.0 * (w2 * w).sum(1) / s1 + r2 * r2
-                adj = ((w2 * r * r).sum(1) - (s1 - r2)) / pp
-            elif method == "ML":
-                adj = ((w2 * r * r).sum(1) - s1) / s2
-            else:  # EB
-                adj = ((w * r * r).sum(1) * k / (k - 1) - k) / s1
-        active = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
-    return tau2, iters, conv
-
-
-def _io_estimate_tau2_batch(
-    method: str, Y: np.ndarray, V: np.ndarray, con: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_estimate_tau2` for a stack of intercept-only problems (closed-form scoring)."""
-    B, k = Y.shape
-    if method not in ("ML", "REML", "EB") or k == 1:
-        return _estimate_tau2(method, Y, np.ones((B, k, 1)), V, con)
-    Ymc = Y - Y.mean(axis=1, keepdims=True)
-    tau2, iters, conv = _io_tau2_scoring_batch(method, Ymc, V, con)
-    if method in ("ML", "REML") and con["ll0check"]:
-        def loglik(t: np.ndarray) -> np.ndarray:
-            vt = V + t[:, None]
-            w = 1.0 / vt
-            s1 = w.sum(1)
-            r = Ymc - ((w * Ymc).sum(1) / s1)[:, None]
-            ll = -0.5 * np.log(vt).sum(1) - 0.5 * (w * r * r).sum(1)
-            if method == "ML":
-                return ll - 0.5 * k * _LOG_2PI
-            return ll - 0.5 * (k - 1) * _LOG_2PI - 0.5 * np.log(s1)
-
-        with np.errstate(invalid="ignore"):
-            ll_diff = loglik(np.zeros(B)) - loglik(tau2)
-        stuck = conv & (ll_diff > con["tol"]) & (tau2 > con["threshold"])
-        tau2 = np.where(stuck, 0.0, tau2)
-    tau2 = np.maximum(con["tau2_min"], tau2)
-    tau2[~conv] = np.nan
-    return tau2, iters, conv
-
-
 def rma_batch(
     yi: Any,
     vi: Any,
@@ -1512,7 +1491,7 @@ def rma_batch(
     level = float(level)
     alpha = 1.0 - level / 100.0 if level > 1 else 1.0 - level
 
-    tau2, iters, conv = _io_estimate_tau2_batch(method, Y, V, con)
+    tau2, iters, conv = _estimate_tau2(method, Y, None, V, con)
     with np.errstate(divide="ignore", invalid="ignore"):  # EE rows with a zero variance
         w = 1.0 / (V + tau2[:, None])
         s1 = w.sum(1)
@@ -1561,7 +1540,7 @@ def rma_batch(
         if method == "EE":
             se_tau2 = np.full(B, np.nan)
         else:
-            se_tau2 = _io_se_tau2_batch(method, V, Ymc, tau2)
+            se_tau2 = _se_tau2(method, Ymc, None, V, tau2)
     else:
         qe, qe_p, i2, h2, vt = (np.full(B, x) for x in (0.0, 1.0, 0.0, 1.0, 0.0))
         se_tau2 = np.full(B, np.nan)
