@@ -235,10 +235,15 @@ def _wls_parts(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return WX, np.linalg.inv(XtWX)
 
 
-def _proj(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """:math:`P = W - W X (X^\\top W X)^{-1} X^\\top W` for a stack, shape (B, k, k)."""
+def _proj(X: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:math:`P = W - W X (X^\\top W X)^{-1} X^\\top W` for a stack, shape (B, k, k).
+
+    ``out``: a (B, k, k) array to write P into (iterations reuse one instead of allocating,
+    and page-faulting, B k² doubles each time).
+    """
     WX, inv = _wls_parts(X, w)
-    P = -np.matmul(np.matmul(WX, inv), WX.transpose(0, 2, 1))
+    P = np.matmul(np.matmul(WX, inv), WX.transpose(0, 2, 1), out=out)
+    np.negative(P, out=P)
     idx = np.arange(X.shape[1])
     P[:, idx, idx] += w
     return P
@@ -323,6 +328,7 @@ def _pstats(
     Z: np.ndarray | None = None,
     need: tuple[str, ...] = _ALL_STATS,
     buf: np.ndarray | None = None,
+    P: np.ndarray | None = None,
 ) -> tuple:
     """``(Σw, Σw², y'Py, |Py|², tr P, ΣP²)`` per problem at weights ``w``.
 
@@ -330,7 +336,8 @@ def _pstats(
     save recomputing it; 1-D ``w``, ``Ymc`` give Python floats). Else ``X`` (B, k, p) and P is
     formed, and only the terms named in ``need`` (of :data:`_ALL_STATS`) are computed, the
     others being None (the power sums give them all at once). Without ``Ymc`` (and ``Z``) the
-    two terms in y are None. ``buf`` as in :func:`_power_sums`.
+    two terms in y are None. ``buf``: for X None as in :func:`_power_sums`, else room for P
+    (at least (B, k, k)); ``P`` the projection if the caller has formed it.
     """
     yPy = PyPy = None
     if X is None:
@@ -348,18 +355,21 @@ def _pstats(
             yPy, PyPy = swyy - b * swy, s2yy - 2.0 * b * s2y + b * b * s2
         r2 = s2 / s1
         return s1, s2, yPy, PyPy, s1 - r2, s2 - 2.0 * s3 / s1 + r2 * r2
-    P = _proj(X, w)
+    n = w.shape[0]
+    if P is None:
+        P = _proj(X, w, None if buf is None else buf[:n])
     if Ymc is not None and ("yPy" in need or "PyPy" in need):
         Py = np.einsum("bij,bj->bi", P, Ymc)
-        yPy = np.einsum("bi,bi->b", Ymc, Py) if "yPy" in need else None
-        PyPy = (Py * Py).sum(axis=1) if "PyPy" in need else None
+        yPy = np.vecdot(Ymc, Py) if "yPy" in need else None
+        PyPy = np.vecdot(Py, Py) if "PyPy" in need else None
+    flat = P.reshape(n, -1)
     return (
         w.sum(axis=1) if "s1" in need else None,
-        (w * w).sum(axis=1) if "s2" in need else None,
+        np.vecdot(w, w) if "s2" in need else None,
         yPy,
         PyPy,
         np.trace(P, axis1=1, axis2=2) if "trP" in need else None,
-        (P * P).sum(axis=(1, 2)) if "PP" in need else None,
+        np.vecdot(flat, flat) if "PP" in need else None,
     )
 
 
@@ -370,16 +380,24 @@ def _quiet(a: Any) -> Any:
     return contextlib.nullcontext()
 
 
-def _pvstats(w: np.ndarray, v: np.ndarray, X: np.ndarray | None, full: bool = True):
+def _pvstats(
+    w: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray | None,
+    full: bool = True,
+    P: np.ndarray | None = None,
+) -> tuple:
     """``(tr PV, Σ_ij (PV)_ij (PV)_ji, Σ_ij (PV)_ij P_ij)`` per problem, V = diag(v).
 
-    ``full`` False: only ``tr PV`` (the others None) when P is formed.
+    ``full`` False: only ``tr PV`` (the others None) when P is formed; ``P`` as in
+    :func:`_pstats`.
     """
     if X is None:
         (s1, swv, _), (s2, s2v, s2vv), (s3, s3v, s3vv) = _power_sums(w, _zpow(v))
         r = s2v / s1
         return swv - r, s2vv - 2.0 * s3vv / s1 + r * r, s2v - 2.0 * s3v / s1 + s2 * r / s1
-    P = _proj(X, w)
+    if P is None:
+        P = _proj(X, w)
     if not full:
         return np.einsum("bii,bi->b", P, v), None, None
     PV = P * v[:, None, :]
@@ -400,7 +418,10 @@ def _ols_stats(Ymc: np.ndarray, vi: np.ndarray, X: np.ndarray | None, full: bool
         pvpv = (1.0 - 2.0 / k) * np.vecdot(vi, vi) + sv * sv / k**2 if full else None
         return np.vecdot(Ymc, Ymc), (1.0 - 1.0 / k) * sv, pvpv
     ones = np.ones_like(vi)
-    return (_pstats(ones, Ymc, X, need=("yPy",))[2], *_pvstats(ones, vi, X, full)[:2])
+    P0 = _proj(X, ones)
+    return (
+        _pstats(ones, Ymc, X, need=("yPy",), P=P0)[2], *_pvstats(ones, vi, X, full, P0)[:2]
+    )
 
 
 def _dims(Ymc: np.ndarray, X: np.ndarray | None) -> tuple[int, int]:
@@ -507,7 +528,7 @@ def _tau2_scoring(
     iters = np.zeros(B, dtype=int)
     conv = np.ones(B, dtype=bool)
     active = np.arange(B)
-    buf = None if X is not None else np.empty((B, 3, k))
+    buf = np.empty((B, 3, k) if X is None else (B, k, k))
     # the data of the active problems, compacted only when some stop (the long tail of slow
     # problems then iterates without copying)
     Yw, Xw, Vw, Zw = Ymc, X, vi, Z
@@ -578,14 +599,14 @@ def _tau2_pm(
     tau2 = np.full(B, np.nan)
     conv = np.ones(B, dtype=bool)
     Z = _zpow(Ymc) if X is None else None
-    buf = None if X is not None else np.empty((B, 3, k))
+    buf = np.empty((B, 3, k) if X is None else (B, k, k))
 
     def q_and_slope(sel, t):
         w = 1.0 / (vi[sel] + t[:, None])
         if X is None:
             stats = _pstats(w, Ymc, None, Z[sel], buf=buf)
         else:
-            stats = _pstats(w, Ymc[sel], X[sel], need=("yPy", "PyPy"))
+            stats = _pstats(w, Ymc[sel], X[sel], need=("yPy", "PyPy"), buf=buf)
         return stats[2] - target, -stats[3]
 
     every = slice(None)
@@ -720,8 +741,9 @@ def _se_tau2(
         if method == "SJ":
             tau2_0 = np.vecdot(Ymc, Ymc) / k
             w = 1.0 / (vi + _col(tau2_0))
-            PP = _pstats(w, None, X, need=("PP",))[5]
-            _, PVPV, PVP = _pvstats(w, vi, X)
+            P = None if X is None else _proj(X, w)
+            PP = _pstats(w, None, X, need=("PP",), P=P)[5]
+            _, PVPV, PVP = _pvstats(w, vi, X, P=P)
             return np.sqrt(
                 tau2_0**2 / (k - p) ** 2 * (2 * PVPV + 4 * t * PVP + 2 * t**2 * PP)
             )
