@@ -469,10 +469,13 @@ def _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter
     """
     adj = adj * stepadj
     adj[np.isnan(adj)] = 0.0
-    low = t + adj < tmin
-    while np.any(low):
+    # at the bound, halving a negative step ends (after ~1075 halvings) at a step too small to
+    # move tau2: the same tau2 at once
+    adj[(adj < 0.0) & (t <= tmin)] = 0.0
+    low = np.flatnonzero(t + adj < tmin)
+    while low.size:  # halving only the rows still below
         adj[low] /= 2.0
-        low = t + adj < tmin
+        low = low[t[low] + adj[low] < tmin]
     new = t + adj
     tau2[active] = new
     iters[active] += 1
@@ -511,7 +514,7 @@ def _tau2_scoring(
         t, it = float(init), 0
         while True:
             adj = _scoring_adj(method, k, p, _pstats(1.0 / (vi + t), Ymc, None, Z)) * stepadj
-            if math.isnan(adj):
+            if math.isnan(adj) or (adj < 0.0 and t <= tmin):  # (see _scoring_step)
                 adj = 0.0
             while t + adj < tmin:
                 adj /= 2.0
@@ -529,24 +532,48 @@ def _tau2_scoring(
     conv = np.ones(B, dtype=bool)
     active = np.arange(B)
     buf = np.empty((B, 3, k) if X is None else (B, k, k))
-    # the data of the active problems, compacted only when some stop (the long tail of slow
-    # problems then iterates without copying)
-    Yw, Xw, Vw, Zw = Ymc, X, vi, Z
+    # the data of the active problems (vi, then Z or Ymc and X), compacted only when some stop
+    # (the long tail of slow problems then iterates without copying)
+    work = [vi, Z] if X is None else [vi, Ymc, X]
+    compact = _Compactor(work)
     with np.errstate(invalid="ignore", divide="ignore"):
         while active.size:
             t = tau2[active]  # a copy: _scoring_step compares it with the update
-            w = 1.0 / (Vw + t[:, None])
-            stats = _pstats(w, Yw, Xw, Zw, _SCORING_NEEDS[method], buf)
+            w = 1.0 / (work[0] + t[:, None])
+            if X is None:
+                stats = _pstats(w, None, None, work[1], _SCORING_NEEDS[method], buf)
+            else:
+                stats = _pstats(w, work[1], work[2], None, _SCORING_NEEDS[method], buf)
             adj = _scoring_adj(method, k, p, stats)
             keep = _scoring_step(tau2, iters, conv, active, t, adj, stepadj, tmin, thr, maxiter)
             if not keep.all():
                 active = active[keep]
-                Vw = Vw[keep]
-                if X is None:
-                    Zw = Zw[keep]
-                else:
-                    Yw, Xw = Yw[keep], Xw[keep]
+                work = compact(work, keep)
     return tau2, iters, conv
+
+
+class _Compactor:
+    """Keeps rows of a set of arrays, writing them alternately into two buffers per array.
+
+    Allocated once (at the first call), so an iteration that drops finished problems neither
+    allocates nor page-faults megabytes; the arrays first given are never written to.
+    """
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self.bufs: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self.phase = 0
+        self.shapes = [a.shape for a in arrays]
+
+    def __call__(self, arrays: list[np.ndarray], keep: np.ndarray) -> list[np.ndarray]:
+        if self.bufs is None:
+            self.bufs = [(np.empty(s), np.empty(s)) for s in self.shapes]
+        rows = np.flatnonzero(keep)
+        out = []
+        for a, pair in zip(arrays, self.bufs):
+            # take with mode="clip" writes straight into out (the rows are in range)
+            out.append(np.take(a, rows, axis=0, out=pair[self.phase][: rows.size], mode="clip"))
+        self.phase = 1 - self.phase
+        return out
 
 
 def _loglik_at(
