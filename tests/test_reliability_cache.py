@@ -116,8 +116,8 @@ def test_bayes_with_an_unusable_cache_warns_before_sampling_and_answers(tmp_path
     blocker = tmp_path / "cachefile"
     blocker.write_text("x")
     monkeypatch.setenv("BLINAMETA_CACHE_DIR", str(blocker))
-    status, out, err = run(capsys, ["bayes", data, "--events", "events", "--total", "total", "--draws", "300",
-                                    "--tune", "300", "--chains", "2", "--json"])
+    status, out, err = run(capsys, ["bayes", data, "--events", "events", "--total", "total", "--draws", "1000",
+                                    "--tune", "1000", "--chains", "4", "--json"])
     assert status == 0, err
     assert "posterior cache bypassed" in err and json.loads(out)["mu"]["mean"] is not None
     assert blocker.read_text() == "x"

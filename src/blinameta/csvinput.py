@@ -153,7 +153,8 @@ def check_effect_sizes(table: CsvTable, yi_col: str, vi_col: str, yi: np.ndarray
     the inverse-variance weights overflow or cancel (1e-300 or 1e300 in the audit).
     """
     lo, hi = VARIANCE_RANGE
-    for i in range(len(yi)):
+    bad = np.flatnonzero((np.abs(yi) > MAX_ABS_EFFECT) | ~((vi >= lo) & (vi <= hi)))
+    for i in bad[:1]:
         if abs(yi[i]) > MAX_ABS_EFFECT:
             raise UserError(f"{table.path}: row {table.row_of(i)}, column {yi_col!r}: {yi[i]:g} is out of range; "
                             f"effect sizes are on the log or logit scale, |yi| <= {MAX_ABS_EFFECT:g}")
