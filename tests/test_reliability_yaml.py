@@ -201,6 +201,7 @@ MODEL_CASES = {
     "prior: infinite scale": ('prior_tau: "half_normal:1"', 'prior_tau: "half_normal:inf"', "not a finite number"),
     "prior: zero scale": ('prior_tau: "half_normal:1"', 'prior_tau: "half_normal:0"', "bayes.prior_tau: the scale"),
     "prior: empty": ('prior_tau: "half_normal:1"', 'prior_tau: ""', "bayes.prior_tau: unknown prior"),
+    "endpoints on a proportion": ("subgroups:", "endpoints: [os]\nsubgroups:", "endpoints: endpoints apply to hazard_ratio"),
     "study_id typo": ("subgroups:", "filter: {study_id: [xie2032]}\nsubgroups:", "filter.study_id[0]: no publication 'xie2032'"),
 }
 

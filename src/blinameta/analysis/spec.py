@@ -245,6 +245,9 @@ def check_spec(spec: AnalysisSpec, review: Review, publication_ids: set[str]) ->
         problems.append((("outcome",), f"a hazard_ratio analysis needs a time-to-event outcome, not {spec.outcome!r}"))
     elif spec.kind != "hazard_ratio" and outcome_kind != "proportion":
         problems.append((("outcome",), f"{spec.outcome!r} is a time-to-event outcome; use kind: hazard_ratio"))
+    if spec.endpoints and spec.kind != "hazard_ratio":
+        problems.append((("endpoints",), f"endpoints apply to hazard_ratio analyses only; a {spec.kind} analysis "
+                         "pools its outcome code (remove endpoints)"))
     for i, endpoint in enumerate(spec.endpoints):
         if endpoint not in review.outcomes:
             problems.append((("endpoints", i), f"unknown endpoint {endpoint!r}"))
