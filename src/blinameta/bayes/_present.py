@@ -16,7 +16,7 @@ _LABELS = {
     "tau": "tau (between-study sd)",
     "p_median": "median rate invlogit(mu)",
     "p_mean": "population-average rate",
-    "p_new": "rate in a new cohort (predictive)",
+    "p_new": "rate in a new study (predictive)",
     "theta_new": "effect in a new study (predictive)",
 }
 
@@ -27,9 +27,9 @@ def format_bayes(res) -> str:
     model = "binomial-normal" if spec.kind.startswith("binomial") else "normal-normal"
     how = "exact quadrature" if res.method == "exact" else "NUTS"
     lines = [f"Bayesian {model} random-effects model (k = {spec.n_studies}; {how})", ""]
-    priors = f"Priors: mu ~ {spec.prior_mu}; tau ~ {spec.prior_tau}"
+    priors = f"priors: mu ~ {spec.prior_mu}, tau ~ {spec.prior_tau}"
     if spec.has_mods:
-        priors += f"; coefficients ~ {spec.prior_coef}"
+        priors += f", beta ~ {spec.prior_coef}"
     lines += [priors, ""]
     frame = res.to_frame()
     labels = {name: _LABELS.get(name, name) for name in frame.index}
@@ -39,13 +39,22 @@ def format_bayes(res) -> str:
     lines.append(" " * width + f"{'mean':>9}{'sd':>9}{'2.5%':>9}{'97.5%':>9}")
     for name, row in frame.iterrows():
         lines.append(f"{labels[name]:<{width}}{row['mean']:>9.4f}{row['sd']:>9.4f}{row['lb']:>9.4f}{row['ub']:>9.4f}")
+    if res.study:
+        unit = " (proportion)" if spec.kind.startswith("binomial") else ""
+        sw = max(len("study"), *(len(st.study) for st in res.study)) + 2
+        lines += ["", f"shrunken study estimates{unit}:",
+                  f"{'study':<{sw}}{'mean':>9}{'2.5%':>9}{'97.5%':>9}"]
+        lines += [f"{st.study:<{sw}}{st.mean:>9.4f}{st.lb:>9.4f}{st.ub:>9.4f}" for st in res.study]
     if res.exceedance:
-        lines += ["", "P(rate > threshold): " + ", ".join(
-            f"{e.threshold:g}: {e.p_median:.3f}" for e in res.exceedance) + " (median rate)"]
+        lines += ["", "P(rate > threshold):",
+                  f"{'threshold':>10}{'median rate':>13}{'population average':>20}{'new study':>11}"]
+        lines += [f"{e.threshold:>10g}{e.p_median:>13.3f}{e.p_mean:>20.3f}{e.p_new:>11.3f}"
+                  for e in res.exceedance]
     if res.diagnostics is not None:
-        lines += ["", "Diagnostics: " + res.diagnostics.describe()]
+        lines += ["", "Diagnostics: " + res.diagnostics.describe()
+                  + (" (from cache)" if res.from_cache else "")]
     for note in res.notes:
-        lines.append(f"Note: {note}")
+        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 

@@ -101,62 +101,10 @@ def _json(result) -> dict:
 
 
 def _print(result) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    """The result's own printed summary (:meth:`BayesResult.summary`), escaped for the terminal."""
+    from blinameta.text import terminal_safe
 
-    spec = result.spec
-    console = Console(width=100, highlight=False)
-    scale = "logit scale" if spec.kind == "binomial_normal" else "effect scale"
-    title = (
-        f"Bayesian random-effects meta-analysis ({spec.kind.replace('_', '-')}, "
-        f"{spec.n_studies} studies, {'exact quadrature' if result.method == 'exact' else 'NUTS'})"
-    )
-    console.print(escape(title))
-    console.print(escape(f"priors: mu ~ {spec.prior_mu}, tau ~ {spec.prior_tau}"
-                  + (f", beta ~ {spec.prior_coef}" if spec.has_mods else "")))
-    table = Table(show_edge=False)
-    for col in ("quantity", "mean", "sd", "2.5%", "97.5%"):
-        table.add_column(col, justify="left" if col == "quantity" else "right")
-    rows = [
-        (f"mu ({scale})", result.mu),
-        ("tau (between-study sd)", result.tau),
-    ]
-    rows += [(f"beta[{c.name}]", c) for c in result.coef]
-    if spec.kind == "binomial_normal":
-        rows += [
-            ("median rate invlogit(mu)", result.p_median),
-            ("population-average rate", result.p_mean),
-            ("rate in a new study", result.p_new),
-        ]
-    else:
-        rows.append(("effect in a new study", result.theta_new))
-    for label, s in rows:
-        table.add_row(escape(label), f"{s.mean:.4f}", f"{s.sd:.4f}", f"{s.lb:.4f}", f"{s.ub:.4f}")
-    console.print(table)
-    studies = Table(show_edge=False, title="shrunken study estimates"
-                    + (" (proportion)" if spec.kind == "binomial_normal" else ""))
-    for col in ("study", "mean", "2.5%", "97.5%"):
-        studies.add_column(col, justify="left" if col == "study" else "right")
-    for s in result.study:
-        studies.add_row(escape(s.study), f"{s.mean:.4f}", f"{s.lb:.4f}", f"{s.ub:.4f}")
-    console.print(studies)
-    if result.exceedance:
-        ex = Table(show_edge=False, title="P(rate > threshold)")
-        for col in ("threshold", "median rate", "population average", "new study"):
-            ex.add_column(col, justify="right")
-        for e in result.exceedance:
-            ex.add_row(f"{e.threshold:g}", f"{e.p_median:.3f}", f"{e.p_mean:.3f}", f"{e.p_new:.3f}")
-        console.print(ex)
-    if result.diagnostics is not None:
-        d = result.diagnostics
-        console.print(
-            f"diagnostics: R-hat max {d.rhat_max:.4f}, bulk ESS min {d.ess_bulk_min:.0f}, "
-            f"tail ESS min {d.ess_tail_min:.0f}, divergences {d.divergences}"
-            + (" (from cache)" if result.from_cache else "")
-        )
-    for note in result.notes:
-        console.print(escape(f"note: {note}"))
+    click.echo(terminal_safe(result.summary().as_text()))
 
 
 @click.command()
