@@ -262,9 +262,11 @@ def _proj(X: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.nda
 # instead of a k x k projection:
 #   y'Py = Σwy² - b Σwy (b = Σwy/S₁),  |Py|² = Σw²y² - 2b Σw²y + b² S₂,
 #   tr P = S₁ - S₂/S₁,  ΣP² = S₂ - 2S₃/S₁ + (S₂/S₁)²,  tr PV = Σwv - Σw²v/S₁, ...
-# Fisher scoring also accepts one intercept-only problem as 1-D arrays (Python floats inside
-# the loop): the single rma() iterates there, since numpy calls on length-1 arrays would cost
-# several times the arithmetic (see benchmarks/README.md).
+# One intercept-only problem may also be given as 1-D arrays (the single rma()): the power sums
+# then come back as Python floats and the same formulas run in float arithmetic, and Fisher
+# scoring iterates in a scalar loop with the same rules (numpy calls on length-1 arrays would
+# cost several times the arithmetic; see benchmarks/README.md). Paule-Mandel runs the single
+# problem as a stack of one.
 # --------------------------------------------------------------------------------------------
 
 _POWERS = np.array([[1.0], [2.0], [3.0]])
