@@ -109,7 +109,7 @@ def test_simon_p1_defaults_to_the_pooled_estimate_with_a_warning(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--n", "-3"], "--n must be a whole number >= 1 (got -3)"),
+    (["--n", "-3"], "-3 is not in the range 1<=x<=100000"),
     (["--n", "30", "--p0", "1.5"], "--p0 must be in (0, 1) (got 1.5)"),
     (["--n", "30", "--p0", "0.3", "--alpha", "0.6"], "--alpha must be in (0, 0.5) (got 0.6)"),
     (["--assurance", "0.8", "--rate", "0.4"], "--rate is retired"),
