@@ -117,6 +117,9 @@ def test_simon_p1_defaults_to_the_pooled_estimate_with_a_warning(capsys):
     (["--safety", "crs_grade3plus,0.15"], "--safety needs the trial size"),
     (["--monitor"], "--monitor needs --simon"),
     (["--n", "30", "--outcome", "crs_grade3plus"], "is an upper limit"),
+    (["--assurance", "0.8", "--p0", "0.3", "--n-max", "100000000000"], "not in the range 1<=x<=5000"),
+    (["--counts", "100000000000"], "not in the range 1<=x<=100000"),
+    (["--simon", "0.3,0.05,0.2,0.5", "--monitor", "--nmax", "99999999"], "not in the range 1<=x<=1000"),
 ])
 def test_bad_values_exit_2_with_the_valid_range(capsys, args, message):
     status, _, err = _cli(capsys, "--outcome", "cr", *args)

@@ -22,6 +22,12 @@ Examples (CR in >=5% blasts; p0 defaults to the analysis' decision threshold):
 """
 
 
+
+#: Largest N searched for a sample size or a Simon design (an exact search beyond it takes minutes).
+MAX_SEARCH_N = 5000
+#: Largest trial monitored patient by patient (the boundaries are enumerated exactly).
+MAX_MONITOR_N = 1000
+
 @click.command(epilog=_EPILOG)
 @click.option("--outcome", required=True, help="Outcome code, e.g. cr, mrd_neg, crs_grade3plus. Without --where: "
               "the outcome's primary analysis in models/ (the report's headline).")
@@ -39,11 +45,11 @@ Examples (CR in >=5% blasts; p0 defaults to the analysis' decision threshold):
               help="With --n: the predictive probability of at least this many responses.")
 @click.option("--assurance", "assurance_target", type=float, default=None,
               help="Find the sample sizes whose test-based assurance reaches this, in (0, 1).")
-@click.option("--n-max", "n_max", type=int, default=500, show_default=True, help="Largest N searched by --assurance.")
+@click.option("--n-max", "n_max", type=click.IntRange(1, MAX_SEARCH_N), default=500, show_default=True, help="Largest N searched by --assurance.")
 @click.option("--rate", type=float, default=None, hidden=True, help="Retired: use --p0.")
 @click.option("--simon", "simon", default=None, metavar="P0,ALPHA,BETA[,P1]",
               help="Simon two-stage optimal and minimax designs; P1 (the target rate) defaults to the pooled estimate.")
-@click.option("--simon-n-max", type=int, default=None,
+@click.option("--simon-n-max", type=click.IntRange(2, MAX_SEARCH_N), default=None,
               help="Largest total n searched for Simon's designs (default: twice the single-stage n, at least 300).")
 @click.option("--monitor", is_flag=True, help="Lee & Liu (2008) predictive-probability monitoring for the --simon "
               "rates, Nmax = Simon's optimal n unless --nmax.")
@@ -52,13 +58,13 @@ Examples (CR in >=5% blasts; p0 defaults to the analysis' decision threshold):
 @click.option("--theta-t", type=float, default=None, help="Monitoring: final-success threshold (default: searched in 0.80-0.99).")
 @click.option("--theta-l", type=float, default=None, help="Monitoring: futility threshold (default: searched in 0.001-0.10).")
 @click.option("--theta-u", type=float, default=1.0, show_default=True, help="Monitoring: efficacy threshold (1 = never stop for efficacy).")
-@click.option("--nmax", type=int, default=None, help="Maximum sample size for monitoring and safety rules.")
-@click.option("--cohort-size", type=int, default=1, show_default=True, help="Monitoring and safety looks after every this many patients.")
+@click.option("--nmax", type=click.IntRange(1, MAX_MONITOR_N), default=None, help="Maximum sample size for monitoring and safety rules.")
+@click.option("--cohort-size", type=click.IntRange(1, MAX_MONITOR_N), default=1, show_default=True, help="Monitoring and safety looks after every this many patients.")
 @click.option("--safety", multiple=True, metavar="OUTCOME,LIMIT[,THRESHOLD]",
               help="Bayesian toxicity stopping rule (repeatable): stop when P(rate > LIMIT) > THRESHOLD (default 0.9).")
 @click.option("--safety-ess", type=float, default=10.0, show_default=True,
               help="Effective sample size of the toxicity prior centred on the pooled rate.")
-@click.option("--counts", type=int, default=None, metavar="N",
+@click.option("--counts", type=click.IntRange(1, MAX_TRIAL_SIZE), default=None, metavar="N",
               help="Predicted numbers of responders and of each toxicity among N patients.")
 @click.option("--evidence", "evidence_dir", type=click.Path(path_type=Path), default=Path("evidence"), show_default=True)
 @click.option("--models", "models_dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
