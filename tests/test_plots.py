@@ -445,3 +445,79 @@ def test_baujat_plot(tmp_path: Path) -> None:
     assert "Not shown (leave-one-out fit failed): Study C" in texts
     with pytest.raises(ValueError, match="infinite"):
         baujat_plot(tmp_path / "bad", [0.5, 3.2], [0.2, math.inf], ["a", "b"])
+
+
+# --------------------------------------------------------------------------- RevMan 5 elements
+
+
+def test_forest_revman_columns_percent_weights_totals_and_primary(tmp_path: Path) -> None:
+    """The RevMan 5 / JAMA elements: Events and Total columns, % with one decimal, common and
+    random weights, a Total row with total events, the primary row marked, the Bayesian prior."""
+    rows = _rows(3)
+    rows["events"] = ["66", "27", "45"]
+    rows["total"] = ["110", "70", "100"]
+    rows["weight_common"] = [40.0, 25.0, 35.0]
+    pooled = [{"label": "Total (common effect, 95% CI)", "kind": "common", "estimate": 0.5, "ci_lb": 0.45,
+               "ci_ub": 0.55, "cells": {"total": "280"}, "weight_common_text": "100.0%"},
+              {**OVERALL, "label": "Total (random effects, 95% CI)", "cells": {"total": "280"}, "weight_text": "100.0%"}]
+    paths = forest_plot(tmp_path / "rm", rows, pooled=pooled, percent=True,
+                        columns=[("Events", "events"), ("Total", "total")], total_events={"events": "138"},
+                        heterogeneity=["Heterogeneity: τ² = 0.1", "Test for overall effect: Z = 2.00 (P = 0.045)"],
+                        bayes={"estimate": 0.52, "ci_lb": 0.4, "ci_ub": 0.63, "primary": True,
+                               "label": "Bayesian — primary analysis", "note": "Priors: μ ~ normal(mean 0, SD 1.5)"})
+    texts = _svg_texts(paths[1])
+    for t in ("Events", "Total", "Weight (common)", "Weight (random)", "Total events", "138", "280",
+              "60.0 [50.8, 69.2]", "Priors: μ ~ normal(mean 0, SD 1.5)", "Bayesian — primary analysis",
+              "Test for overall effect: Z = 2.00 (P = 0.045)"):
+        assert t in texts, t
+    assert "0.60 [0.51, 0.69]" not in texts  # percentages, not fractions
+    assert "blinameta-forest-primary-bayes" in _svg_ids(paths[1])
+
+
+def test_forest_column_groups_and_diamond_arrows(tmp_path: Path) -> None:
+    rows = pd.DataFrame({"label": ["Brown 2021", "Locatelli 2021"], "detail": ["", ""], "estimate": [0.7, 0.33],
+                         "ci_lb": [0.47, 0.18], "ci_ub": [1.03, 0.61], "weight": [55.0, 45.0],
+                         "a": ["105", "54"], "b": ["103", "54"]})
+    pooled = {"label": "Total (random effects)", "estimate": 0.5, "ci_lb": 0.004, "ci_ub": 58.0}
+    paths = forest_plot(tmp_path / "hr", rows, pooled=pooled, scale="log", null_value=1, xlim=(0.1, 10),
+                        columns=[("N", "a"), ("N", "b")], column_groups=[("Blinatumomab", 1), ("Chemotherapy", 1)],
+                        favours=("Favours blinatumomab", "Favours chemotherapy"))
+    texts = _svg_texts(paths[1])
+    assert "Blinatumomab" in texts and "Chemotherapy" in texts
+    ids = set(_svg_ids(paths[1]))
+    assert {"blinameta-forest-diamond-0-cut-arrow-left", "blinameta-forest-diamond-0-cut-arrow-right"} <= ids
+    x_b, x_c = _tick_x(paths[1], "Blinatumomab"), _tick_x(paths[1], "Chemotherapy")
+    assert x_c - x_b > 40  # the two arm titles do not overlap
+
+
+def test_rob_traffic_light_and_summary(tmp_path: Path) -> None:
+    from blinameta.plots import rob_summary, rob_traffic_light
+
+    studies = ["Brown 2021 (AALL1331)", "Locatelli 2021"]
+    judg = [["low", "some_concerns", "low"], ["high", "no_information", "high"]]
+    paths = rob_traffic_light(tmp_path / "tl", studies, ["D1", "D2", "Overall"], judg,
+                              domain_names=["Randomization", "Deviations", "Overall"])
+    ids = _svg_ids(paths[1])
+    assert "blinameta-rob-0-1-some_concerns" in ids and "blinameta-rob-1-2-high" in ids
+    texts = _svg_texts(paths[1])
+    assert {"+", "−", "×", "?"} <= set(texts) and studies[0] in texts
+    paths = rob_summary(tmp_path / "sum", ["Randomization", "Deviations", "Overall"], judg)
+    ids = _svg_ids(paths[1])
+    assert "blinameta-robsum-0-low" in ids and "blinameta-robsum-0-high" in ids
+    assert "50%" in _svg_texts(paths[1])
+    with pytest.raises(ValueError, match="unknown judgement"):
+        rob_traffic_light(tmp_path / "bad", studies, ["D1"], [["yes"], ["low"]])
+
+
+def test_flow_diagram(tmp_path: Path) -> None:
+    from blinameta.plots import flow_diagram
+
+    stages = [{"phase": "Identification", "main": ["Publications identified: 25"], "side": ["Excluded: 3", "adult: 3"]},
+              {"phase": "Included", "main": ["Publications in at least one analysis: 14"]}]
+    paths = flow_diagram(tmp_path / "flow", stages)
+    texts = _svg_texts(paths[1])
+    assert "Publications identified: 25" in texts and "adult: 3" in texts
+    ids = _svg_ids(paths[1])
+    assert "blinameta-flow-main-0" in ids and "blinameta-flow-side-0" in ids and "blinameta-flow-main-1" in ids
+    again = flow_diagram(tmp_path / "flow2", stages)
+    assert again[1].read_bytes() == paths[1].read_bytes()

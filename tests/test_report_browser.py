@@ -83,3 +83,83 @@ def test_checker_catches_a_missing_image_and_a_broken_link(site, browser, tmp_pa
     problems = _inspect(browser, copy / "analyses" / "cr_overt.html", tmp_path / "shot.png")
     assert any("image not loaded" in p and "forest.png" in p for p in problems)
     assert any("broken link" in p and "evidence.html" in p for p in problems)
+
+
+def _page(browser, path: Path, width: int = 390):
+    page = browser.new_page(viewport={"width": width, "height": 844})
+    page.goto(path.as_uri(), wait_until="load")
+    return page
+
+
+@pytest.mark.parametrize("name", ["index.html", "analyses/cr_overt.html", "analyses/rr_mrd_response.html",
+                                  "evidence.html", "studies.html", "methods.html"])
+def test_phone_width_has_no_page_overflow(site, browser, name):
+    page = _page(browser, site / name)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.close()
+    assert width <= 390, f"{name} is {width} px wide at a 390 px viewport"
+
+
+def test_phone_first_screen_answers_the_cr_question(site, browser):
+    """CR with >=5% blasts, its certainty and its plain-language meaning on the first screen of a phone."""
+    page = _page(browser, site / "index.html")
+    row = page.locator("#sof-cr_overt")
+    box = row.bounding_box()
+    text = row.inner_text()
+    page.close()
+    assert box is not None and box["y"] < 844 and "per 100" in text and "Certainty" in text and "in 100 children" in text
+
+
+def test_every_number_in_the_summary_table_is_linked(site, browser):
+    page = _page(browser, site / "index.html", 1280)
+    unlinked = page.evaluate("""Array.from(document.querySelectorAll('table.sof tbody th, table.sof tbody td'))
+        .filter(c => /\\d/.test(c.innerText) && c.querySelectorAll('a').length === 0).map(c => c.innerText)""")
+    counts = page.evaluate("""Array.from(document.querySelectorAll('table.studies tbody td.num'))
+        .filter(c => c.querySelector('a') === null).length""")
+    page.close()
+    assert unlinked == []
+    page = _page(browser, site / "analyses" / "cr_overt.html", 1280)
+    counts = page.evaluate("""Array.from(document.querySelectorAll('table.studies tbody td.num'))
+        .filter(c => /\\d/.test(c.innerText) && !c.innerText.includes('%') && c.querySelector('a') === null).length""")
+    page.close()
+    assert counts == 0
+
+
+def test_quotes_open_with_the_keyboard(site, browser):
+    page = _page(browser, site / "analyses" / "cr_overt.html", 1280)
+    summary = page.locator("table.studies details summary").first
+    summary.focus()
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+    quote = page.locator("table.studies details q").first
+    assert not quote.is_visible()
+    page.keyboard.press("Enter")
+    assert quote.is_visible() and len(quote.inner_text()) > 10
+    page.close()
+
+
+def test_print_media_hides_navigation_and_opens_quotes(site, browser, tmp_path):
+    page = _page(browser, site / "analyses" / "cr_overt.html", 1280)
+    page.emulate_media(media="print")
+    nav = page.evaluate("getComputedStyle(document.querySelector('header nav')).display")
+    quote_shown = page.evaluate("getComputedStyle(document.querySelector('table.studies details q')).display")
+    pdf = page.pdf(format="A4")
+    page.close()
+    assert nav == "none" and quote_shown != "none"
+    assert pdf[:4] == b"%PDF" and len(pdf) > 50_000
+
+
+def test_changelog_after_adding_and_removing_a_publication(site, browser, tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(site.parent, root)
+    (root / "evidence" / "newcohort2025.yaml").write_text((ROOT / "tests" / "report_cases" / "newcohort2025.yaml").read_text())
+    build_report(root / "evidence", root / "models", root / "reports")
+    page = _page(browser, root / "reports" / "index.html", 1280)
+    added = page.locator("section.changes").inner_text()
+    page.close()
+    (root / "evidence" / "newcohort2025.yaml").unlink()
+    build_report(root / "evidence", root / "models", root / "reports")
+    page = _page(browser, root / "reports" / "index.html", 1280)
+    removed = page.locator("section.changes").inner_text()
+    page.close()
+    assert "1 publication added (Newman 2025)" in added
+    assert "removed (Newman 2025)" in removed

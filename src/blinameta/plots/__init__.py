@@ -1,4 +1,5 @@
-"""Figures for the report: forest, funnel, bubble, posterior, shrinkage and Baujat plots.
+"""Figures for the report: forest, funnel, bubble, posterior, shrinkage, Baujat, risk-of-bias
+and flow diagrams.
 
 Each function takes already-computed numbers (plots never refit a model), writes ``stem.png``
 (150 dpi) and ``stem.svg`` next to each other atomically, and returns the two paths; with
@@ -10,17 +11,22 @@ from __future__ import annotations
 
 from blinameta.plots.baujat import baujat_plot
 from blinameta.plots.bubble import bubble_plot
+from blinameta.plots.flow import flow_diagram
 from blinameta.plots.forest import BAYES_LABEL, forest_plot
 from blinameta.plots.funnel import funnel_plot
 from blinameta.plots.posterior import posterior_plot
+from blinameta.plots.rob import rob_summary, rob_traffic_light
 from blinameta.plots.shrinkage import shrinkage_plot
 
 __all__ = [
     "BAYES_LABEL",
     "baujat_plot",
     "bubble_plot",
+    "flow_diagram",
     "forest_plot",
     "funnel_plot",
     "posterior_plot",
+    "rob_summary",
+    "rob_traffic_light",
     "shrinkage_plot",
 ]

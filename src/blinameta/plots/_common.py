@@ -98,6 +98,18 @@ def new_figure(width: float, height: float, *, constrained: bool = False) -> Fig
     return fig
 
 
+def canvas(width: float, height: float, title: str | None = None):
+    """A figure with one axes in inches, y downwards, no frame (diagrams); the title at the top left."""
+    fig = new_figure(width, height)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    if title:
+        ax.text(0.1, 0.22, title, fontsize=FONT_SIZE + 1, fontweight="bold", color=INK, va="center", parse_math=False)
+    return fig, ax
+
+
 # --------------------------------------------------------------------------- validation
 
 

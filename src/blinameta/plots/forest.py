@@ -53,9 +53,11 @@ _PAD = 0.12  # figure edge padding, inches
 _GAP = 0.22  # gap between columns, inches
 _INDENT = 0.14  # indentation of rows under a subgroup header, inches
 _STRIPE = "#f2f2f2"
+PRIMARY_BAND = "#fff3c4"  # pale yellow behind the primary analysis' row
+BAYES_TEXT = "#a04000"  # darker vermillion: 6.5:1 on white, 5.9:1 on the primary band (WCAG AA)
 _NICE_LOG = [m * 10.0**e for e in range(-3, 4) for m in (1.0, 2.0, 5.0)]
 
-Kind = Literal["header", "study", "pooled", "pi", "bayes", "bayes_pi", "text", "blank"]
+Kind = Literal["header", "study", "pooled", "pi", "bayes", "bayes_pi", "text", "blank", "totals"]
 
 
 @dataclass
@@ -68,7 +70,10 @@ class _Item:
     ub: float | None = None
     right: str = ""
     weight_text: str = ""
+    weight_common_text: str = ""
     weight: float = math.nan
+    cells: dict[str, str] = field(default_factory=dict)
+    primary: bool = False
     common: bool = False
     indent: int = 0
     tooltip: str = ""
@@ -179,8 +184,9 @@ def _check_pooled(pooled: Any, log: bool) -> list[dict[str, Any]]:
 
 def _build_items(rows: pd.DataFrame, pooled: list[dict[str, Any]],
                  heterogeneity: str | Mapping[str | None, str] | None,
-                 subgroup_test: str | None, bayes: dict[str, Any] | None,
-                 digits: int) -> list[_Item]:
+                 subgroup_test: str | Sequence[str] | None, bayes: dict[str, Any] | None,
+                 digits: int, columns: Sequence[tuple[str, str]] = (),
+                 total_events: Mapping[str, str] | None = None, percent: bool = False) -> list[_Item]:
     has_groups = "subgroup" in rows.columns and any(_group_key(v) for v in rows["subgroup"])
     keys = [_group_key(v) for v in rows["subgroup"]] if has_groups else [None] * len(rows)
     order: list[str | None] = list(dict.fromkeys(keys))
@@ -190,24 +196,41 @@ def _build_items(rows: pd.DataFrame, pooled: list[dict[str, Any]],
             raise ValueError(f"pooled: subgroup(s) {', '.join(map(repr, unknown))} not in rows")
     elif any(p["subgroup"] is not None for p in pooled):
         raise ValueError("pooled: entries name a subgroup but rows has no subgroup column")
+    def lines(v: Any) -> list[str]:
+        if not v:
+            return []
+        return [str(v)] if isinstance(v, str) else [str(x) for x in v if x]
+
     if isinstance(heterogeneity, Mapping):
-        het_map: dict[str | None, str] = {_group_key(k): str(v) for k, v in heterogeneity.items()}
+        het_map: dict[str | None, list[str]] = {_group_key(k): lines(v) for k, v in heterogeneity.items()}
     else:
-        het_map = {None: heterogeneity} if heterogeneity else {}
+        het_map = {None: lines(heterogeneity)} if heterogeneity else {}
+    scale_k = 100.0 if percent else 1.0
+
+    def ci_text(est: float, lb: float, ub: float) -> str:
+        return fmt_ci(scale_k * est, scale_k * lb, scale_k * ub, digits)
+
+    def pi_text(lb: float, ub: float) -> str:
+        return f"[{fmt(scale_k * lb, digits)}, {fmt(scale_k * ub, digits)}]"
 
     weights = rows["weight"].to_numpy()
     has_weight = bool(np.isfinite(weights).any())
+    has_common = "weight_common" in rows.columns and bool(
+        np.isfinite(pd.to_numeric(rows["weight_common"], errors="coerce").to_numpy(float)).any())
     items: list[_Item] = []
 
     def add_pooled(entries: list[dict[str, Any]], indent: int) -> None:
         for p in entries:
+            cells = {str(k): _text(v) for k, v in (p.get("cells") or {}).items()}
             items.append(_Item("pooled", label=p["label"], est=p["estimate"], lb=p["ci_lb"],
-                               ub=p["ci_ub"], right=fmt_ci(p["estimate"], p["ci_lb"], p["ci_ub"], digits),
-                               common=p["kind"] == "common", indent=indent))
+                               ub=p["ci_ub"], right=ci_text(p["estimate"], p["ci_lb"], p["ci_ub"]),
+                               common=p["kind"] == "common", indent=indent, cells=cells,
+                               primary=bool(p.get("primary")),
+                               weight_text=_text(p.get("weight_text")),
+                               weight_common_text=_text(p.get("weight_common_text"))))
             if p.get("pi_lb") is not None:
                 items.append(_Item("pi", label="Prediction interval", est=p["estimate"],
-                                   lb=p["pi_lb"], ub=p["pi_ub"],
-                                   right=f"[{fmt(p['pi_lb'], digits)}, {fmt(p['pi_ub'], digits)}]",
+                                   lb=p["pi_lb"], ub=p["pi_ub"], right=pi_text(p["pi_lb"], p["pi_ub"]),
                                    indent=indent + 1))
 
     for g in order:
@@ -220,10 +243,13 @@ def _build_items(rows: pd.DataFrame, pooled: list[dict[str, Any]],
             flag = _text(r.get("flag")) if "flag" in rows.columns else ""
             label = _text(r["label"]) + (f" {flag}" if flag else "")
             w = float(r["weight"])
+            wc = optional_float("weight_common", r["weight_common"]) if has_common else None
             items.append(_Item(
                 "study", label=label, detail=_text(r["detail"]), est=float(r["estimate"]),
                 lb=float(r["ci_lb"]), ub=float(r["ci_ub"]),
-                right=fmt_ci(float(r["estimate"]), float(r["ci_lb"]), float(r["ci_ub"]), digits),
+                right=ci_text(float(r["estimate"]), float(r["ci_lb"]), float(r["ci_ub"])),
+                cells={key: _text(r[key]) if key in rows.columns else "" for _, key in columns},
+                weight_common_text=(f"{wc:.1f}%" if wc is not None else "—") if has_common else "",
                 weight=w, weight_text=(f"{w:.1f}%" if math.isfinite(w) else "—") if has_weight else "",
                 indent=indent,
                 tooltip=_text(r.get("tooltip")) if "tooltip" in rows.columns else "",
@@ -231,29 +257,32 @@ def _build_items(rows: pd.DataFrame, pooled: list[dict[str, Any]],
             stripe = not stripe
         if g is not None:
             add_pooled([p for p in pooled if p["subgroup"] == g], indent)
-            if het_map.get(g):
-                items.append(_Item("text", label=het_map[g], indent=indent))
+            for line in het_map.get(g, []):
+                items.append(_Item("text", label=line, indent=indent))
             items.append(_Item("blank", h=_BLANK_H))
 
     overall = [p for p in pooled if p["subgroup"] is None]
     if overall and (not items or items[-1].kind != "blank"):
         items.append(_Item("blank", h=_BLANK_H))
     add_pooled(overall, 0)
-    if het_map.get(None):
-        items.append(_Item("text", label=het_map[None]))
-    if subgroup_test:
-        items.append(_Item("text", label=subgroup_test))
+    if total_events:
+        items.append(_Item("totals", label="Total events", cells={str(k): _text(v) for k, v in total_events.items()}))
+    for line in het_map.get(None, []):
+        items.append(_Item("text", label=line))
+    for line in lines(subgroup_test):
+        items.append(_Item("text", label=line))
     if bayes is not None:
         if items[-1].kind != "blank":
             items.append(_Item("blank", h=_BLANK_H))
         items.append(_Item("bayes", label=bayes.get("label") or BAYES_LABEL, est=bayes["estimate"],
-                           lb=bayes["ci_lb"], ub=bayes["ci_ub"],
-                           right=fmt_ci(bayes["estimate"], bayes["ci_lb"], bayes["ci_ub"], digits)))
+                           lb=bayes["ci_lb"], ub=bayes["ci_ub"], primary=bool(bayes.get("primary")),
+                           right=ci_text(bayes["estimate"], bayes["ci_lb"], bayes["ci_ub"])))
+        for line in lines(bayes.get("note")):
+            items.append(_Item("text", label=line, indent=1, extra={"bayes": True}))
         if bayes.get("pi_lb") is not None:
-            items.append(_Item("bayes_pi", label="Predictive interval (new study)",
+            items.append(_Item("bayes_pi", label=bayes.get("pi_label") or "Predictive interval (new study)",
                                est=bayes["estimate"], lb=bayes["pi_lb"], ub=bayes["pi_ub"],
-                               right=f"[{fmt(bayes['pi_lb'], digits)}, {fmt(bayes['pi_ub'], digits)}]",
-                               indent=1))
+                               right=pi_text(bayes["pi_lb"], bayes["pi_ub"]), indent=1))
     while items and items[-1].kind == "blank":
         items.pop()
 
@@ -322,8 +351,8 @@ def forest_plot(
     rows: pd.DataFrame,
     *,
     pooled: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-    heterogeneity: str | Mapping[str | None, str] | None = None,
-    subgroup_test: str | None = None,
+    heterogeneity: str | Sequence[str] | Mapping[str | None, str | Sequence[str]] | None = None,
+    subgroup_test: str | Sequence[str] | None = None,
     bayes: Mapping[str, Any] | None = None,
     xlabel: str = "Proportion",
     xlim: tuple[float, float] | None = None,
@@ -334,31 +363,50 @@ def forest_plot(
     estimate_header: str | None = None,
     favours: tuple[str, str] | None = None,
     footnote: str | None = None,
-    digits: int = 2,
+    digits: int | None = None,
     plot_width: float = 3.0,
+    columns: Sequence[tuple[str, str]] | None = None,
+    column_groups: Sequence[tuple[str, int]] | None = None,
+    total_events: Mapping[str, str] | None = None,
+    percent: bool = False,
 ) -> list[Path]:
     """Draw a forest plot and write ``stem.png`` and ``stem.svg``.
+
+    The layout follows the Cochrane RevMan 5 forest plot (Higgins et al., Cochrane Handbook
+    2023, chapter 10; the ``layout = "RevMan5"`` of R's ``meta::forest.meta``): study, data
+    columns, the plot, the estimate with its interval, the weights; pooled rows with their
+    totals; heterogeneity and overall-effect lines under them.
 
     Parameters
     ----------
     stem : path without suffix; ``.png`` and ``.svg`` are written next to each other.
     rows : DataFrame with ``label``, ``detail``, ``estimate``, ``ci_lb``, ``ci_ub``, ``weight``
-        (percent; NaN allowed) and optional ``subgroup``, ``flag`` and ``tooltip`` (text of the
-        SVG ``<title>`` of the row, e.g. the verbatim quote).
+        (percent; NaN allowed) and optional ``weight_common`` (a second, common-effect weight
+        column), ``subgroup``, ``flag`` and ``tooltip`` (text of the SVG ``<title>`` of the
+        row, e.g. the verbatim quote), and the keys named in ``columns``.
     pooled : dicts ``{label, estimate, ci_lb, ci_ub, pi_lb=None, pi_ub=None, subgroup=None,
-        kind="random"|"common"}``; random: filled diamond, common: hollow diamond; the
-        prediction interval gets its own row under its diamond.
-    heterogeneity : text under the overall diamond, or a mapping ``{subgroup: text}`` (key
-        ``None`` for the overall line).
-    subgroup_test : text of the test for subgroup differences.
-    bayes : ``{label, estimate, ci_lb, ci_ub, pi_lb, pi_ub}``, an open circle with its credible
-        interval (thick) and a row with the predictive interval (thin).
+        kind="random"|"common", cells={column key: text}, primary=False, weight_text="",
+        weight_common_text=""}``; random: filled diamond, common: hollow diamond; the
+        prediction interval gets its own row under its diamond; ``primary`` marks the row.
+    heterogeneity : text (or lines) under the overall diamond, or a mapping ``{subgroup:
+        text or lines}`` (key ``None`` for the overall lines).
+    subgroup_test : text (or lines) of the test for subgroup differences.
+    bayes : ``{label, estimate, ci_lb, ci_ub, pi_lb, pi_ub, note=None, primary=False}``, an open
+        circle with its credible interval (thick) and a row with the predictive interval (thin);
+        ``note`` (e.g. the priors) is printed under it.
     scale : ``"proportion"`` (linear, limits within [0, 1]), ``"linear"`` or ``"log"``.
     null_value : position of a dashed reference line (e.g. 1 for hazard ratios).
     detail_header, estimate_header : column titles; defaults "Events/total" (proportion scale)
         and ``f"{xlabel} [95% CI]"``.
     favours : texts put left and right of ``null_value`` under the axis.
     footnote : small text under the plot (e.g. what a ``flag`` means).
+    digits : decimals of the estimates; default 1 with ``percent`` and 2 otherwise.
+    columns : ``[(header, key), ...]`` data columns left of the plot (replacing ``detail``),
+        e.g. ``[("Events", "events"), ("Total", "total")]``.
+    column_groups : ``[(title, n_columns), ...]`` spanning titles over ``columns`` (e.g. the
+        arms of a randomized trial); an empty title leaves its columns without one.
+    total_events : cells of a "Total events" row under the overall pooled rows.
+    percent : proportions printed and ticked as percentages (x 100).
 
     Returns
     -------
@@ -367,6 +415,8 @@ def forest_plot(
     if scale not in ("proportion", "linear", "log"):
         raise ValueError(f"scale must be 'proportion', 'linear' or 'log', got {scale!r}")
     log = scale == "log"
+    if digits is None:
+        digits = 1 if percent else 2
     rows = _check_rows(rows, log)
     pooled_list = _check_pooled(pooled, log)
     bayes_d = None
@@ -390,19 +440,24 @@ def forest_plot(
             values += [p["ci_lb"], p["ci_ub"], p.get("pi_lb"), p.get("pi_ub")]
         limits = _auto_xlim(values, scale, nv)
 
-    items = _build_items(rows, pooled_list, heterogeneity, subgroup_test, bayes_d, digits)
+    cols = list(columns or [])
+    items = _build_items(rows, pooled_list, heterogeneity, subgroup_test, bayes_d, digits, cols,
+                         total_events, percent)
     has_weight = bool(np.isfinite(rows["weight"].to_numpy()).any())
-    has_detail = any(it.detail for it in items)
+    has_common = any(it.weight_common_text for it in items if it.kind == "study")
+    has_detail = not cols and any(it.detail for it in items)
     if detail_header is None:
         detail_header = "Events/total" if scale == "proportion" else ""
     if estimate_header is None:
         estimate_header = f"{xlabel} [95% CI]"
+    w_head_random = "Weight (random)" if has_common else "Weight"
+    w_head_common = "Weight (common)"
 
     with house_style():
         m = TextMeasurer()
 
         def label_width(it: _Item) -> float:
-            if it.kind in ("header", "pooled", "bayes"):
+            if it.kind in ("header", "pooled", "bayes", "totals"):
                 w = m.width(it.label, weight="bold")
             elif it.kind in ("pi", "bayes_pi"):
                 w = m.width(it.label, size=SMALL_SIZE, style="italic")
@@ -413,20 +468,40 @@ def forest_plot(
             return w + it.indent * _INDENT
 
         w_label = max([m.width("Study", weight="bold")] + [label_width(it) for it in items])
+        col_w = [max([m.width(h, weight="bold")] + [m.width(it.cells.get(k, ""), weight="bold")
+                                                    for it in items]) for h, k in cols]
         w_detail = (max([m.width(detail_header, weight="bold")]
                         + [m.width(it.detail) for it in items]) if has_detail else 0.0)
+        if cols and column_groups:  # widen a group's first column until its title fits
+            start = 0
+            for gtitle, n in column_groups:
+                span = sum(col_w[start:start + n]) + _GAP * (n - 1)
+                need = m.width(gtitle, weight="bold") if gtitle else 0.0
+                if need > span and start < len(col_w):
+                    col_w[start] += need - span
+                start += n
+        if cols:
+            w_detail = sum(col_w) + _GAP * (len(cols) - 1)
+            has_detail = True
         w_est = max([m.width(estimate_header, weight="bold")]
                     + [m.width(it.right, weight="bold") for it in items])
-        w_weight = max(m.width("Weight", weight="bold"), m.width("100.0%")) if has_weight else 0.0
+        w_weight = max(m.width(w_head_random, weight="bold"), m.width("100.0%")) if has_weight else 0.0
+        w_wc = max(m.width(w_head_common, weight="bold"), m.width("100.0%")) if has_common else 0.0
         w_text = max([m.width(it.label, size=SMALL_SIZE) + it.indent * _INDENT
                       for it in items if it.kind == "text"] + [0.0])
 
         x_label = _PAD
         x_detail = x_label + w_label + (_GAP + w_detail if has_detail else 0.0)  # right edge
+        col_right = []
+        x = x_label + w_label
+        for w in col_w:
+            x += _GAP + w
+            col_right.append(x)
         ax_left = x_detail + _GAP
         ax_right = ax_left + plot_width
         x_est = ax_right + _GAP + w_est  # right edge
-        x_weight = x_est + (_GAP + w_weight if has_weight else 0.0)  # right edge
+        x_wc = x_est + (_GAP + w_wc if has_common else 0.0)
+        x_weight = x_wc + (_GAP + w_weight if has_weight else 0.0)  # right edge
         fig_w = max(x_weight + _PAD, x_label + w_text + _PAD)
         if title:
             fig_w = max(fig_w, x_label + m.width(title, size=FONT_SIZE + 1, weight="bold") + _PAD)
@@ -435,7 +510,8 @@ def forest_plot(
 
         body_units = items[-1].y + items[-1].h / 2
         body_h = body_units * _ROW_H
-        top_h = (0.35 if title else 0.08) + 1.2 * _ROW_H  # title, column headers
+        n_head = 2 if column_groups else 1
+        top_h = (0.35 if title else 0.08) + (0.2 + n_head) * _ROW_H  # title, column headers
         bottom_h = 0.55 + (0.2 if favours else 0.0) + (0.22 * (footnote.count("\n") + 1) if footnote else 0.0)
         fig_h = top_h + body_h + bottom_h
 
@@ -456,32 +532,52 @@ def forest_plot(
             ax.xaxis.set_minor_locator(NullLocator())
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v, 10).rstrip("0").rstrip(".")
+        k_axis = 100.0 if percent else 1.0
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(k_axis * v, 10).rstrip("0").rstrip(".")
                                                    if abs(v) < 1e6 else f"{v:g}"))
         ax.set_xlabel(xlabel, labelpad=14 if favours else 4)
 
-        cols = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
+        tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
 
         def put(x: float, y: float, s: str, *, ha: str = "left", size: float = FONT_SIZE,
                 weight: str = "normal", style: str = "normal", color: str = INK,
                 gid: str | None = None) -> None:
             if not s:
                 return
-            t = ax.text(x, y, s, transform=cols, ha=ha, va="center_baseline", fontsize=size,
+            t = ax.text(x, y, s, transform=tr, ha=ha, va="center_baseline", fontsize=size,
                         fontweight=weight, fontstyle=style, color=color, clip_on=False,
                         parse_math=False)
             if gid:
                 t.set_gid(gid)
 
-        # column headers and a rule under them
+        def put_cells(it: _Item, weight: str = "normal", color: str = INK) -> None:
+            for (_, key), xr in zip(cols, col_right):
+                put(xr, it.y, it.cells.get(key, ""), ha="right", weight=weight, color=color)
+
+        # column headers (with spanning group titles) and a rule under them
         y_head = -0.75
+        if column_groups:
+            start = 0
+            for gtitle, n in column_groups:
+                span = col_right[start:start + n]
+                if gtitle and span:
+                    left_edge = (col_right[start] - col_w[start])
+                    put((left_edge + span[-1]) / 2, y_head - 1.0, gtitle, ha="center", weight="bold")
+                    ax.plot([left_edge, span[-1]], [y_head - 0.55, y_head - 0.55], transform=tr,
+                            color=INK, lw=0.5, clip_on=False)
+                start += n
         put(x_label, y_head, "Study", weight="bold")
-        if has_detail:
+        if cols:
+            for (header, _), xr in zip(cols, col_right):
+                put(xr, y_head, header, ha="right", weight="bold")
+        elif has_detail:
             put(x_detail, y_head, detail_header, ha="right", weight="bold")
         put(x_est, y_head, estimate_header, ha="right", weight="bold")
+        if has_common:
+            put(x_wc, y_head, w_head_common, ha="right", weight="bold")
         if has_weight:
-            put(x_weight, y_head, "Weight", ha="right", weight="bold")
-        ax.plot([x_label, x_weight], [-0.15, -0.15], transform=cols, color=INK, lw=0.6,
+            put(x_weight, y_head, w_head_random, ha="right", weight="bold")
+        ax.plot([x_label, x_weight], [-0.15, -0.15], transform=tr, color=INK, lw=0.6,
                 clip_on=False)
 
         null_lines: list[Any] = []
@@ -510,22 +606,36 @@ def forest_plot(
         x0, x1 = limits
         n_diamonds = 0
 
+        def mark_primary(it: _Item, gid: str) -> None:
+            band = Rectangle((x_label - 0.05, it.y - 0.5), x_weight - x_label + 0.1, 1.0,
+                             transform=tr, facecolor=PRIMARY_BAND, edgecolor="none", zorder=0,
+                             clip_on=False)
+            band.set_gid(gid)
+            ax.add_patch(band)
+
         for it in items:
             ind = x_label + it.indent * _INDENT
             if it.kind == "header":
                 put(ind, it.y, it.label, weight="bold")
             elif it.kind == "text":
-                put(ind, it.y, it.label, size=SMALL_SIZE, color=GREY)
+                put(ind, it.y, it.label, size=SMALL_SIZE, color=BAYES_TEXT if it.extra.get("bayes") else GREY)
+            elif it.kind == "totals":
+                put(ind, it.y, it.label, weight="bold")
+                put_cells(it, weight="bold")
             elif it.kind == "study":
                 gid = f"blinameta-forest-row-{it.study_index}"
                 band = Rectangle((x_label - 0.05, it.y - 0.5), x_weight - x_label + 0.1, 1.0,
-                                 transform=cols, facecolor=_STRIPE if it.stripe else "white",
+                                 transform=tr, facecolor=_STRIPE if it.stripe else "white",
                                  edgecolor="none", zorder=0, clip_on=False)
                 band.set_gid(gid + "-band")
                 ax.add_patch(band)
                 put(ind, it.y, it.label, gid=gid + "-label")
-                put(x_detail, it.y, it.detail, ha="right")
+                if cols:
+                    put_cells(it)
+                else:
+                    put(x_detail, it.y, it.detail, ha="right")
                 put(x_est, it.y, it.right, ha="right")
+                put(x_wc, it.y, it.weight_common_text, ha="right")
                 put(x_weight, it.y, it.weight_text, ha="right")
                 if it.tooltip:
                     tooltips[gid + "-band"] = it.tooltip
@@ -543,34 +653,45 @@ def forest_plot(
                     if it.tooltip:
                         tooltips[gid + "-marker"] = it.tooltip
             elif it.kind == "pooled":
+                if it.primary:
+                    mark_primary(it, f"blinameta-forest-primary-{n_diamonds}")
                 put(ind, it.y, it.label, weight="bold")
+                put_cells(it, weight="bold")
                 put(x_est, it.y, it.right, ha="right", weight="bold")
+                put(x_wc, it.y, it.weight_common_text, ha="right", weight="bold")
+                put(x_weight, it.y, it.weight_text, ha="right", weight="bold")
                 half = 0.36
-                diamond = Polygon([(it.lb, it.y), (it.est, it.y - half), (it.ub, it.y),
-                                   (it.est, it.y + half)], closed=True,
+                a, b = max(it.lb, x0), min(it.ub, x1)
+                e = min(max(it.est, x0), x1)
+                diamond = Polygon([(a, it.y), (e, it.y - half), (b, it.y),
+                                   (e, it.y + half)], closed=True,
                                   facecolor="white" if it.common else INK, edgecolor=INK,
-                                  lw=0.9, zorder=3, joinstyle="miter")
+                                  lw=0.9, zorder=3, joinstyle="miter", clip_on=False)
                 diamond.set_gid(f"blinameta-forest-diamond-{n_diamonds}-"
                                 f"{'common' if it.common else 'random'}")
                 n_diamonds += 1
                 ax.add_patch(diamond)
                 if it.lb < x0 or it.ub > x1:
-                    _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=INK, lw=0.9)
+                    _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=INK, lw=0.9,
+                                   gid=f"blinameta-forest-diamond-{n_diamonds - 1}-cut")
             elif it.kind == "pi":
                 put(ind, it.y, it.label, size=SMALL_SIZE, style="italic", color=GREY)
                 put(x_est, it.y, it.right, ha="right", size=SMALL_SIZE, color=GREY)
                 _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=INK, lw=0.9, caps=True)
             elif it.kind == "bayes":
-                put(ind, it.y, it.label, weight="bold", color=VERMILLION)
-                put(x_est, it.y, it.right, ha="right", weight="bold", color=VERMILLION)
-                _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=VERMILLION, lw=2.2)
+                if it.primary:
+                    mark_primary(it, "blinameta-forest-primary-bayes")
+                put(ind, it.y, it.label, weight="bold", color=BAYES_TEXT)
+                put(x_est, it.y, it.right, ha="right", weight="bold", color=BAYES_TEXT)
+                _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=VERMILLION, lw=2.2,
+                               gid="blinameta-forest-bayes-ci")
                 if x0 <= it.est <= x1:
                     ax.plot([it.est], [it.y], marker="o", markersize=7, markerfacecolor="white",
                             markeredgecolor=VERMILLION, markeredgewidth=1.6, linestyle="none",
                             zorder=4, clip_on=False)
             elif it.kind == "bayes_pi":
-                put(ind, it.y, it.label, size=SMALL_SIZE, style="italic", color=VERMILLION)
-                put(x_est, it.y, it.right, ha="right", size=SMALL_SIZE, color=VERMILLION)
+                put(ind, it.y, it.label, size=SMALL_SIZE, style="italic", color=BAYES_TEXT)
+                put(x_est, it.y, it.right, ha="right", size=SMALL_SIZE, color=BAYES_TEXT)
                 _clipped_hline(ax, it.y, it.lb, it.ub, limits, color=VERMILLION, lw=0.9,
                                caps=True)
 

@@ -51,7 +51,7 @@ from blinameta.report.outdir import (
 __all__ = ["ReportSummary", "build_report", "analysis_fingerprint", "evidence_hash", "REPORT_FORMAT"]
 
 #: Bumped whenever the report's pages or figures change shape, to invalidate old analyses.
-REPORT_FORMAT = "3"
+REPORT_FORMAT = "4"
 _PACKAGES = ("blinameta", "numpy", "scipy", "pandas", "statsmodels", "pymc", "arviz", "matplotlib", "pydantic")
 
 
@@ -109,8 +109,11 @@ def _quoted_sources(evidence: Evidence, selection) -> dict[str, Any]:
 def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
     """Hash of everything an analysis page depends on (not of publications it never uses)."""
     main = select(evidence, spec)
+    from blinameta.report.history import code_hash
+
     payload = {
         "format": REPORT_FORMAT,
+        "code": code_hash(),  # pages and figures follow the code that draws them
         "blinameta": _package_versions()["blinameta"],
         "spec": spec.model_dump(mode="json"),
         "review": evidence.review.model_dump(mode="json", include={"outcomes", "moderators"}),
@@ -143,7 +146,8 @@ def _checked_out_dir(out_dir: Path, evidence_dir: Path, models_dir: Path, source
 
 def _refuse_user_files_in_the_way(out_dir: Path, old: dict[str, Any] | None, fingerprints: dict[str, str]) -> None:
     """Refuse before fitting if a user's file stands where the report will write one."""
-    pages = {"index.html", "evidence.html", "style.css", MANIFEST, "analyses"}
+    pages = {"index.html", "evidence.html", "style.css", MANIFEST, "analyses", "methods.html", "studies.html",
+             "history.json", "summary_of_findings.csv", "flow.svg", "flow.png"}
     pages |= {f"analyses/{aid}.html" for aid in fingerprints} | {f"analyses/{aid}" for aid in fingerprints}
     folders = tuple(f"analyses/{aid}/" for aid in fingerprints)
     refuse_in_the_way(out_dir, [rel for rel in user_files(out_dir, owned_files(out_dir, old))
@@ -219,7 +223,10 @@ def build_report(
     specs, spec_files = load_specs_or_fail(models_dir, evidence.review, {p.id for p in evidence.publications})
     fingerprints = {spec.id: analysis_fingerprint(evidence, spec) for spec in specs}
     content = evidence_hash(evidence_dir, models_dir)
-    index_key = hashlib.sha256(json.dumps([content, fingerprints, REPORT_FORMAT]).encode()).hexdigest()
+    from blinameta.report.history import code_hash
+
+    # a new version of the code (pages, figures) is a new version of the report
+    index_key = hashlib.sha256(json.dumps([content, fingerprints, REPORT_FORMAT, code_hash()]).encode()).hexdigest()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         with interrupts() as interrupted, output_lock(out_dir.parent):
@@ -248,6 +255,7 @@ def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: d
                     reuse: set[str], fingerprints: dict[str, str], content: str, index_key: str,
                     progress, interrupted) -> list[str]:
     """Write the report into a staging folder beside ``out_dir`` and swap it in (lock held)."""
+    from blinameta.report.history import read_history
     from blinameta.report.render import render_site
 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
@@ -263,7 +271,7 @@ def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: d
         }
         rebuilt = render_site(
             evidence, specs, spec_files, staging, meta=meta, fingerprints=fingerprints, reuse=reuse,
-            progress=progress,
+            progress=progress, history=read_history(out_dir),
         )
         manifest = {
             "generator": GENERATOR,

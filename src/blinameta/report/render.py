@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+from concurrent.futures.process import BrokenProcessPool
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +21,24 @@ from blinameta.evidence.checks import iter_provenanced
 from blinameta.evidence.loader import Evidence, format_path
 from blinameta.evidence.tidy import tidy
 from blinameta.io import atomic_write_text
-from blinameta.report.summary import summarise
+from blinameta.report.labels import (
+    DESIGN_LABELS,
+    SETTING_LABELS,
+    study_display_label,
+    DENOMINATOR_LABELS,
+    MEASURE_LABELS,
+    METHOD_LABELS,
+    TEST_LABELS,
+    Labels,
+    clean_quote,
+    humanize_text,
+    prob,
+    pvalue,
+    prior_text,
+    symbols,
+)
+from blinameta.report.sof import primary_of, sof_rows
+from blinameta.report.summary import row_anchor, study_rows, summarise
 
 __all__ = ["render_site", "environment"]
 
@@ -54,57 +74,71 @@ def _anchor(study_id: str, cohort_id: str, outcome: str) -> str:
     return f"{study_id}-{cohort_id}-{outcome}"
 
 
-def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file: str) -> dict[str, Any]:
+def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file: str,
+                      labels: Labels | None = None, display: dict[str, str] | None = None) -> dict[str, Any]:
     spec = result.spec
     rows = result.selection.rows
     kind = spec.kind
+    labels = labels or _NullLabels()
+    display = display or {}
     f = lambda v: _fmt(kind, v)  # noqa: E731
     moderators = [m for m in ("blast_burden", "relapse_line", "schedule", "line_of_use", "setting") if m in rows]
-    weights = result.main.weights if result.main is not None else [math.nan] * len(rows)
     included = []
-    for i, (_, r) in enumerate(rows.iterrows()):
+    for i, d in enumerate(summary.get("rows", [])):
+        r = rows.iloc[i]
         if kind == "proportion":
-            data = f"{int(r.events)}/{int(r.total)}"
+            cells = [{"text": f"{d['events']}", "anchor": d["anchor"]}, {"text": f"{d['total']}", "anchor": d["anchor"]}]
         elif kind == "risk_ratio":
-            data = f"{int(r.ai)}/{int(r.n1i)} vs {int(r.ci)}/{int(r.n2i)}"
+            cells = [{"text": f"{d['events']}", "anchor": d["anchor"]}, {"text": f"{d['total']}", "anchor": d["anchor"]},
+                     {"text": f"{d['control_events']}", "anchor": d["control_anchor"]},
+                     {"text": f"{d['control_total']}", "anchor": d["control_anchor"]}]
         else:
-            data = f"HR {r.hr:.2f} [{r.ci_lb:.2f}, {r.ci_ub:.2f}] ({str(r.outcome).upper()})"
+            cells = [{"text": f"{d['n_experimental'] if d['n_experimental'] is not None else '–'}", "anchor": d["anchor"]},
+                     {"text": f"{d['n_control'] if d['n_control'] is not None else '–'}", "anchor": d["anchor"]}]
         flag = []
-        if bool(r.get("derived", False)):
+        if d["derived"]:
             flag.append("derived from a printed percentage or another count")
-        if bool(r.get("flagged", False)):
+        if d["flagged"]:
             flag.append("the source contradicts itself; see the sensitivity analyses")
+        base = str(d["label"])
         included.append({
-            "label": r.label, "cohort": r.get("cohort_label", ""), "data": data,
-            "anchor": _anchor(r.study_id, r.cohort_id, r.outcome) if kind != "hazard_ratio" else r.study_id,
-            "tooltip": f"{r.get('location', '')} ({r.get('source', '')}): “{r.get('quote', '')}”",
-            "flag": "; ".join(flag), "denominator": _blank(r.get("denominator")),
-            "timepoint": _blank(r.get("timepoint")),
-            "moderators": ", ".join(f"{m}={r[m]}" for m in moderators if isinstance(r[m], str)),
-            "weight": f"{weights[i]:.1f}%" if np.isfinite(weights[i]) else "",
-            "file": f"{r.file}:{int(r.line)}" if isinstance(r.get("file"), str) and r.get("line") == r.get("line") and r.get("line") is not None else r.study_id,
+            "label": display.get(d["study_id"], base) if base[-1:].isdigit() else base,
+            "cohort": symbols(d["cohort"]), "cells": cells, "anchor": d["anchor"],
+            "estimate": f(d["estimate"]), "ci": f"{f(d['ci_lb'])} to {f(d['ci_ub'])}",
+            "quote": clean_quote(d["quote"]), "location": symbols(f"{d['location']} ({d['source']})" if d["source"] else d["location"]),
+            "source_type": d.get("source_type", ""),
+            "flag": "; ".join(flag), "denominator": DENOMINATOR_LABELS.get(d["denominator"], d["denominator"].replace("_", " ")),
+            "timepoint": symbols(d["timepoint"]),
+            "moderators": "; ".join(f"{labels.moderator(m)}: {labels.level(m, r[m])}" for m in moderators if isinstance(r[m], str)),
+            "weight": f"{d['weight_random']:.1f}%" if d["weight_random"] is not None else "",
+            "weight_common": f"{d['weight_common']:.1f}%" if d["weight_common"] is not None else "",
         })
     ni = rows["total"].to_numpy(float) if result.k else None
     subgroups = []
     for sg in result.subgroups:
         res = sg.result
         groups = []
-        for g, kk, est, lb, ub, t2 in zip(res.groups, res.k, res.estimate, res.ci_lb, res.ci_ub, res.tau2):
+        order = {g: i for i, g in enumerate(dict.fromkeys(sg.labels))}
+        for g, kk, est, lb, ub, t2 in sorted(zip(res.groups, res.k, res.estimate, res.ci_lb, res.ci_ub, res.tau2),
+                                              key=lambda t: order.get(t[0], len(order))):
             mask = np.array([lab == g for lab in sg.labels])
             e, l, u = back_transform(result, [est, lb, ub], ni[mask] if mask.any() else ni)
-            groups.append({"name": g, "k": int(kk), "estimate": e, "ci_lb": l, "ci_ub": u, "tau2": float(t2)})
-        subgroups.append({"moderator": sg.moderator, "groups": groups, "qb": res.qb, "df": int(res.qb_df[0]), "p": res.qb_p,
-                          "label": sg.test_label})
+            groups.append({"name": labels.level(sg.moderator, g), "k": int(kk), "estimate": e, "ci_lb": l, "ci_ub": u,
+                           "tau2": float(t2)})
+        missing = sum(1 for lab in sg.labels if lab == "not reported")
+        subgroups.append({"moderator": sg.moderator, "name": labels.moderator(sg.moderator), "groups": groups,
+                          "qb": res.qb, "df": int(res.qb_df[0]), "p": res.qb_p, "missing": missing,
+                          "label": getattr(sg, "test_label", None)})
     metaregs = []
     for mr in result.metaregressions:
         fit = mr.result
         perm = mr.permutation
-        coefs = [{"name": name, "beta": float(fit.beta[j]), "se": float(fit.se[j]), "ci_lb": float(fit.ci_lb[j]),
+        coefs = [{"name": labels.coefficient(name), "beta": float(fit.beta[j]), "se": float(fit.se[j]), "ci_lb": float(fit.ci_lb[j]),
                   "ci_ub": float(fit.ci_ub[j]), "p": float(fit.pval[j]),
                   "perm_p": (f"{perm.pval[j]:.4f}" + (" (exact)" if perm.exact else "")) if perm is not None else "–"}
                  for j, name in enumerate(fit.coef_names)]
-        metaregs.append({"moderator": mr.moderator, "coefs": coefs, "k": fit.k, "tau2": fit.tau2, "qm": fit.qm,
-                         "qm_p": fit.qm_p, "r2": fit.r2})
+        metaregs.append({"moderator": mr.moderator, "name": labels.moderator(mr.moderator), "coefs": coefs, "k": fit.k,
+                         "tau2": fit.tau2, "qm": fit.qm, "qm_p": fit.qm_p, "r2": fit.r2})
     loo = []
     if result.leave1out is not None:
         l1 = result.leave1out
@@ -131,15 +165,73 @@ def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file
         bias.append(f"Trim-and-fill ({t.estimator}): {t.k0} stud{'y' if t.k0 == 1 else 'ies'} imputed on the {t.side} side; "
                     f"adjusted estimate {f(est[0])} ({f(est[1])} to {f(est[2])}).")
     if result.k and result.k < 10 and bias:
-        bias.append("With fewer than 10 studies these tests have little power; read them with caution.")
+        bias.insert(0, "With fewer than 10 studies these tests have little power (Cochrane Handbook 10.4.3.1): "
+                       "they are shown for completeness, not for judgement.")
+    settings = {
+        "measure": MEASURE_LABELS.get(spec.frequentist.measure, "log hazard ratio") if kind == "proportion" else
+        ("log hazard ratio" if kind == "hazard_ratio" else "log risk ratio"),
+        "method": METHOD_LABELS.get(spec.frequentist.method, spec.frequentist.method),
+        "test": TEST_LABELS.get(spec.frequentist.test, spec.frequentist.test),
+        "prior_mu": prior_text(spec.bayes.prior_mu), "prior_tau": prior_text(spec.bayes.prior_tau),
+    }
+    filt = "; ".join(f"{labels.moderator(k)}: {', '.join(labels.level(k, v) for v in vals)}" for k, vals in spec.filter.items())
     return {
-        "spec": spec, "s": summary, "f": f, "included": included,
-        "excluded": summary["excluded"], "subgroups": subgroups, "metaregs": metaregs,
-        "sensitivity": summary["sensitivity"], "loo": loo, "bias": bias, "spec_file": spec_file, "id": spec.id,
+        "spec": spec, "s": summary, "f": f, "included": included, "title": symbols(spec.title),
+        "description": symbols(spec.description), "filter_text": filt, "settings": settings,
+        "outcome_label": labels.outcome(spec.outcome),
+        "excluded": [dict(e, label=display.get(e["id"], e["id"]), reason=humanize_reason(e["reason"], labels, display))
+                     for e in summary["excluded"]],
+        "prob": prob, "pv": pvalue, "subgroups": subgroups, "metaregs": metaregs,
+        "sensitivity": summary["sensitivity"], "loo": loo, "bias": bias, "spec_file": _short(spec_file), "id": spec.id,
+        "data_headers": (["Events", "Total"] if kind == "proportion" else
+                         ["Blinatumomab events", "Blinatumomab total", "Chemotherapy events", "Chemotherapy total"]
+                         if kind == "risk_ratio" else ["N blinatumomab", "N chemotherapy"]),
     }
 
 
-def _evidence_context(evidence: Evidence) -> dict[str, Any]:
+def _short(path: Any) -> str:
+    """``/any/where/evidence/x.yaml`` -> ``evidence/x.yaml``: pages do not depend on where the project lives."""
+    p = Path(str(path))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+def humanize_reason(reason: str, labels: Any, display: dict[str, str]) -> str:
+    """A selection reason in words: moderator codes and values by their labels, ids by study labels."""
+    text = str(reason)
+    for code in sorted(getattr(labels, "levels", {}), key=len, reverse=True):
+        text = re.sub(rf"\b{code} = ([A-Za-z0-9_]+)", lambda m, c=code: f"{labels.moderator(c).lower()} {labels.level(c, m.group(1))}", text)
+        text = re.sub(rf"\b{code} not reported", lambda m, c=code: f"{labels.moderator(c).lower()} not reported", text)
+    for pid in sorted(display, key=len, reverse=True):
+        text = re.sub(rf"\b{re.escape(pid)}\b", display[pid], text)
+    text = text.replace("outside the filter:", "outside this analysis' population:")
+    return symbols(text.replace("_", " "))
+
+
+class _NullLabels:
+    def moderator(self, code: Any) -> str:
+        return str(code).replace("_", " ")
+
+    def level(self, moderator: Any, value: Any) -> str:
+        return symbols(str(value).replace("_", " "))
+
+    def coefficient(self, name: str) -> str:
+        return name
+
+    def outcome(self, code: Any) -> str:
+        return str(code)
+
+
+def duplicated_rows(evidence: Evidence) -> frozenset[tuple[str, str, str]]:
+    """(study, cohort, outcome) reported more than once: their evidence ids carry the line."""
+    table = tidy(evidence, readings="primary")
+    if table.empty:
+        return frozenset()
+    counts = table.groupby(["study_id", "cohort_id", "outcome"]).size()
+    return frozenset(tuple(k) for k, n in counts.items() if n > 1)
+
+
+def _evidence_context(evidence: Evidence, labels: Labels, display: dict[str, str],
+                      used_by: dict[str, list[dict[str, str]]], dup: frozenset) -> dict[str, Any]:
     table = tidy(evidence, readings="primary")
     records = {}
     for pub in evidence.publications:
@@ -154,33 +246,133 @@ def _evidence_context(evidence: Evidence) -> dict[str, Any]:
         while path:
             record = records.get((pid, path))
             if record is not None:
-                quote = " / ".join(f"{p.location}: “{p.quote}”" for p in record.provenance)
+                quote = " / ".join(f"{symbols(p.location)}: “{clean_quote(p.quote)}”" for p in record.provenance)
                 break
             path = path.rsplit(".", 1)[0] if "." in path else (path.rsplit("[", 1)[0] if "[" in path else "")
-        discrepancies.append({"where": f"{problem.file}:{problem.line} {problem.field}", "message": problem.message,
-                              "quote": quote})
+        cohorts = {c.id: c.label for c in evidence.publication(pid).cohorts} if pid else {}
+        discrepancies.append({"study": display.get(pid, pid or ""), "pid": pid,
+                              "message": humanize_text(problem.message, labels, cohorts),
+                              "quote": quote, "where": f"{problem.file}:{problem.line} {problem.field}"})
     derived = []
     for pub in evidence.publications:
         for loc, record in iter_provenanced(pub):
             d = getattr(record, "derived", None)
             if d is not None:
                 line = evidence.lines[pub.id].line_of(loc)
-                derived.append({"where": f"{evidence.files[pub.id]}:{line} {format_path(loc)}",
-                                "fields": ", ".join(d.fields), "method": d.method})
+                derived.append({"study": display.get(pub.id, pub.id), "pid": pub.id,
+                                "where": f"{evidence.files[pub.id]}:{line} {format_path(loc)}",
+                                "fields": humanize_text(", ".join(d.fields)), "method": humanize_text(d.method, labels)})
     publications = []
+    seen: set[str] = set()
     for pub in sorted(evidence.publications, key=lambda p: (p.year, p.id)):
         sub = table[table.study_id == pub.id]
+        rows = []
+        for _, r in sub.iterrows():
+            anchor = row_anchor(r.study_id, r.cohort_id, r.outcome, r.get("line"), (r.study_id, r.cohort_id, r.outcome) in dup)
+            while anchor in seen:  # never two equal ids on the page
+                anchor += "-x"
+            seen.add(anchor)
+            rows.append({"anchor": anchor, "cohort": symbols(r.cohort_label), "outcome": labels.outcome(r.outcome),
+                         "data": f"{int(r.events)}/{int(r.total)}", "derived": bool(r.derived),
+                         "percent": "" if r.percent_printed != r.percent_printed or r.percent_printed is None else f"{r.percent_printed:g}%",
+                         "denominator": DENOMINATOR_LABELS.get(str(r.denominator), str(r.denominator).replace("_", " ")),
+                         "quote": clean_quote(r.quote), "location": symbols(r.location), "source": r.source,
+                         "source_type": str(r.get("source_type", "") or ""),
+                         "file": f"{_short(r.file)}:{int(r.line)}", "used_by": used_by.get(anchor, [])})
+        for c in pub.comparisons:
+            anchor = f"{pub.id}-{c.id}"
+            while anchor in seen:
+                anchor += "-x"
+            seen.add(anchor)
+            prov = c.provenance[0]
+            name = {"hr": "HR", "rr": "RR", "or": "OR", "rd": "RD"}[c.measure]
+            rows.append({"anchor": anchor, "cohort": "blinatumomab vs chemotherapy", "outcome": labels.outcome(c.endpoint),
+                         "data": f"{name} {c.estimate:g} ({c.level:g}% CI {c.ci_lb:g} to {c.ci_ub:g})", "derived": c.derived is not None,
+                         "percent": "", "denominator": "", "quote": clean_quote(prov.quote), "location": symbols(prov.location),
+                         "source": prov.source, "source_type": "", "file": _short(evidence.files[pub.id]),
+                         "used_by": used_by.get(anchor, [])})
         publications.append({
-            "id": pub.id, "label": study_label(pub.first_author, pub.year), "title": pub.title, "doi": pub.doi,
-            "design": pub.design, "setting": pub.setting, "overlaps": ", ".join(o.with_ for o in pub.overlaps),
-            "rows": [{"anchor": _anchor(r.study_id, r.cohort_id, r.outcome), "cohort": r.cohort_label, "outcome": r.outcome,
-                      "events": int(r.events), "total": int(r.total), "derived": bool(r.derived),
-                      "percent": "" if r.percent_printed != r.percent_printed or r.percent_printed is None else f"{r.percent_printed:g}%",
-                      "denominator": r.denominator, "quote": r.quote, "location": r.location, "source": r.source,
-                      "file": f"{r.file}:{int(r.line)}"} for _, r in sub.iterrows()],
+            "id": pub.id, "label": display.get(pub.id, pub.id), "title": pub.title, "doi": pub.doi,
+            "design": DESIGN_LABELS.get(pub.design, pub.design), "setting": SETTING_LABELS.get(pub.setting, pub.setting),
+            "overlaps": ", ".join(display.get(o.with_, o.with_) for o in pub.overlaps),
+            "rows": rows, "notes": clean_quote(pub.notes) if pub.notes else "",
         })
     return {"discrepancies": discrepancies, "derived": derived, "publications": publications,
             "n_rows": len(table)}
+
+
+def _fit_and_draw(evidence: Evidence, spec: AnalysisSpec, spec_file: str, out: Path, meta: dict[str, Any],
+                  fingerprint: str, dup: frozenset) -> dict[str, Any]:
+    """Fit one analysis, draw its figures, write its page, CSV and summary; return the summary."""
+    from blinameta.report.cumulative import cumulative
+    from blinameta.report.downloads import analysis_csv
+    from blinameta.report.figures import draw_figures
+
+    env = environment()
+    labels = Labels(evidence.review)
+    display = display_labels(evidence)
+    folder = out / "analyses" / spec.id
+    result = run_analysis(evidence, spec)
+    summary = summarise(result)
+    summary["rows"] = study_rows(result, dup)
+    summary["cumulative"] = cumulative(result, summary["rows"])
+    primary = primary_of(summary)
+    figures = draw_figures(result, folder, labels=labels, display=display,
+                           primary_method=(primary or {}).get("method"))
+    context = _analysis_context(result, summary, spec_file, labels, display)
+    sof = sof_rows([summary], labels)[0]
+    html = env.get_template("analysis.html").render(
+        page_title=symbols(spec.title), root="../", meta=meta, figures=figures, level=spec.frequentist.level,
+        content_hash=fingerprint, hash_label="analysis fingerprint (its inputs and settings)", sof=sof, **context)
+    atomic_write_text(out / "analyses" / f"{spec.id}.html", html)
+    summary["fingerprint"] = fingerprint
+    atomic_write_text(folder / f"{spec.id}_studies.csv", analysis_csv(summary))
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return summary
+
+
+def _worker(args: tuple) -> dict[str, Any]:
+    return _fit_and_draw(*args)
+
+
+def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int, int], None] | None,
+                  total: int) -> dict[str, dict[str, Any]]:
+    """Fit and draw the analyses in ``workers`` forked processes.
+
+    Fork, not spawn: the workers inherit the imported libraries (no second import of NumPy,
+    SciPy, PyMC and matplotlib per worker), and a script that calls :func:`build_report` needs no
+    ``if __name__ == "__main__"`` guard. The workers only compute and write their own files.
+    """
+    import multiprocessing as mp
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done: dict[str, dict[str, Any]] = {}
+    with warnings.catch_warnings():
+        # Python 3.12 warns about fork in a process with threads (BLAS pools, a progress bar);
+        # the workers never touch the objects those threads guard.
+        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks.*",
+                                category=DeprecationWarning)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_worker, job): job[1].id for job in jobs}
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                if progress is not None:
+                    progress(futures[fut], len(done), total)
+    return done
+
+
+def display_labels(evidence: Evidence) -> dict[str, str]:
+    """Study id -> "Author Year (trial name)"."""
+    return {p.id: study_display_label(p) for p in evidence.publications}
+
+
+def _pool_size(n: int) -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cpus = os.cpu_count() or 1
+    return max(1, min(n, cpus, int(os.environ.get("BLINAMETA_JOBS", "2"))))
 
 
 def render_site(
@@ -193,50 +385,85 @@ def render_site(
     fingerprints: dict[str, str],
     reuse: set[str],
     progress: Callable[[str, int, int], None] | None = None,
+    history: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Write every page into ``out``; analyses in ``reuse`` are already there. Return rebuilt ids."""
-    from blinameta.report.figures import draw_figures
+    """Write every page into ``out``; analyses in ``reuse`` are already there. Return rebuilt ids.
+
+    Analyses are fitted and drawn in up to ``BLINAMETA_JOBS`` (default 2) worker processes.
+    """
+    from blinameta.report import history as hist
 
     env = environment()
+    labels = Labels(evidence.review)
+    display = display_labels(evidence)
+    dup = duplicated_rows(evidence)
+    old_history = history or {"versions": []}
+    version = hist.version_of(meta["evidence_hash"], hist.code_hash())
+    recorded, previous = hist.previous_version(old_history, version)
+    # a version carries its own date: rebuilding the same version gives the same pages
+    meta = {**meta, "generated": recorded["date"] if recorded else meta["generated"], "version": version}
     atomic_write_text(out / "style.css", files("blinameta").joinpath("templates/report/style.css").read_text(encoding="utf-8"))
-    summaries = []
-    rebuilt = []
     todo = [s for s in specs if s.id not in reuse]
-    for spec in specs:
-        folder = out / "analyses" / spec.id
-        if spec.id in reuse:
-            summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+    done: dict[str, dict[str, Any]] = {}
+    jobs = [(evidence, s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup) for s in todo]
+    workers = _pool_size(len(jobs))
+    if workers > 1:
+        try:
+            done.update(_run_parallel(jobs, workers, progress, len(todo)))
+        except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish in this process
+            done.clear()
+    for job in jobs:
+        if job[1].id in done:
             continue
         if progress is not None:
-            progress(spec.id, len(rebuilt), len(todo))
-        result = run_analysis(evidence, spec)
-        summary = summarise(result)
-        level_labels = {code: dict(m.levels or {}) for code, m in evidence.review.moderators.items()}
-        level_labels.update(setting={"clinical_trial": "clinical trial", "real_world": "real world"})
-        figures = draw_figures(result, folder, level_labels)
-        context = _analysis_context(result, summary, str(spec_files.get(spec.id, "")))
-        html = env.get_template("analysis.html").render(
-            page_title=spec.title, root="../", meta=meta, figures=figures, level=spec.frequentist.level,
-            content_hash=fingerprints[spec.id], hash_label="analysis fingerprint (its inputs and settings)", **context)
-        atomic_write_text(out / "analyses" / f"{spec.id}.html", html)
-        summary["fingerprint"] = fingerprints[spec.id]
-        atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1, sort_keys=True, allow_nan=False) + "\n")
-        summaries.append(summary)
-        rebuilt.append(spec.id)
+            progress(job[1].id, len(done), len(todo))
+        done[job[1].id] = _fit_and_draw(*job)
+    summaries = []
+    for spec in specs:
+        if spec.id in done:
+            summaries.append(done[spec.id])
+        else:
+            summaries.append(json.loads((out / "analyses" / spec.id / "summary.json").read_text(encoding="utf-8")))
     if progress is not None:
-        progress("", len(rebuilt), len(todo))
-    ev = _evidence_context(evidence)
+        progress("", len(done), len(todo))
+    entry = recorded or hist.new_entry(version, evidence, summaries, meta["generated"])
+    atomic_write_text(out / hist.HISTORY, json.dumps(hist.next_history(old_history, entry), indent=1, sort_keys=True,
+                                                     ensure_ascii=False, allow_nan=False) + "\n")
+    write_site_pages(evidence, specs, summaries, out, meta=meta, labels=labels, display=display, dup=dup,
+                     history={"version": version, "changes": hist.changes(previous, entry)}, env=env)
+    return [s.id for s in specs if s.id in done]
+
+
+def write_site_pages(evidence: Evidence, specs, summaries: list[dict[str, Any]], out: Path, *, meta: dict[str, Any],
+                     labels: Labels, display: dict[str, str], dup: frozenset, history: dict[str, Any] | None,
+                     env: Environment) -> None:
+    """The pages that span analyses: index (summary of findings), evidence, methods, studies, flow."""
+    from blinameta.report.downloads import write_downloads
+    from blinameta.report.methods import methods_context
+    from blinameta.report.studies import flow_counts, studies_context
+
+    used_by: dict[str, list[dict[str, str]]] = {}
+    for s in summaries:
+        for r in s.get("rows", []):
+            for key in ("anchor", "control_anchor"):
+                if r.get(key):
+                    used_by.setdefault(r[key], []).append({"id": s["id"], "title": symbols(s["title"])})
+    sof = sof_rows(summaries, labels)
+    write_downloads(out, sof)
+    changes = (history or {}).get("changes")
+    common = {"meta": meta, "content_hash": meta["evidence_hash"], "hash_label": "SHA-256 of evidence/*.yaml and models/*.yaml",
+              "version": (history or {}).get("version")}
+    ev = _evidence_context(evidence, labels, display, used_by, dup)
     index = env.get_template("index.html").render(
-        page_title=evidence.review.title, root="", meta=meta, review=evidence.review, summaries=summaries,
+        page_title=evidence.review.title, root="", review=evidence.review, sof=sof, changes=changes,
         n_publications=len(evidence.publications), n_rows=ev["n_rows"], n_discrepancies=len(ev["discrepancies"]),
-        fmt_est=lambda s, v: _fmt(s["kind"], v), content_hash=meta["evidence_hash"],
-        hash_label="SHA-256 of evidence/*.yaml and models/*.yaml",
-        settings_text="; ".join(sorted({f"{sp.frequentist.method} τ², {'Hartung-Knapp-Sidik-Jonkman' if sp.frequentist.test == 'knha' else 'Wald z'} "
-                                        f"{sp.frequentist.level:g}% intervals" for sp in specs})),
-    )
+        question=symbols(evidence.review.question), **common)
     atomic_write_text(out / "index.html", index)
-    page = env.get_template("evidence.html").render(page_title="Evidence and discrepancies", root="", meta=meta,
-                                                    review=evidence.review, content_hash=meta["evidence_hash"],
-                                                    hash_label="SHA-256 of evidence/*.yaml and models/*.yaml", **ev)
-    atomic_write_text(out / "evidence.html", page)
-    return rebuilt
+    atomic_write_text(out / "evidence.html", env.get_template("evidence.html").render(
+        page_title="Evidence: every number and its quote", root="", review=evidence.review, **common, **ev))
+    atomic_write_text(out / "methods.html", env.get_template("methods.html").render(
+        page_title="Methods", root="", **common, **methods_context(evidence, specs, summaries, meta, labels)))
+    st = studies_context(evidence, summaries, labels, display, out)
+    atomic_write_text(out / "studies.html", env.get_template("studies.html").render(
+        page_title="Studies: characteristics, risk of bias and flow", root="", **common, **st,
+        flow=flow_counts(evidence, summaries, display, out)))

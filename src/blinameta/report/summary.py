@@ -13,7 +13,77 @@ import numpy as np
 
 from blinameta.analysis.run import AnalysisResult, back_transform
 
-__all__ = ["summarise", "interval"]
+__all__ = ["summarise", "interval", "study_rows", "row_anchor"]
+
+
+def row_anchor(study_id: str, cohort_id: str, outcome: str, line: Any = None, duplicated: bool = False) -> str:
+    """The id of an evidence row on evidence.html (the line is added where a cohort reports an
+    outcome twice, so that ids stay unique)."""
+    base = f"{study_id}-{cohort_id}-{outcome}"
+    if duplicated and line is not None and line == line:
+        return f"{base}-l{int(line)}"
+    return base
+
+
+def study_rows(result: AnalysisResult, duplicated: set[tuple[str, str, str]] | frozenset = frozenset()) -> list[dict[str, Any]]:
+    """Study-level data and results of an analysis, one dict per included study (display scale)."""
+    rows = result.selection.rows
+    if not result.k:
+        return []
+    kind = result.spec.kind
+    lb, ub = result.study_ci
+    if kind == "proportion":
+        est = rows["events"].to_numpy(float) / rows["total"].to_numpy(float)
+    elif kind == "hazard_ratio" and "hr" in rows:
+        est, lb, ub = rows["hr"].to_numpy(float), rows["ci_lb"].to_numpy(float), rows["ci_ub"].to_numpy(float)
+    else:
+        est, lb, ub = np.exp(result.yi), np.exp(lb), np.exp(ub)
+    wr = result.main.weights if result.main is not None else [None] * len(rows)
+    wc = result.common.weights if result.common is not None else [None] * len(rows)
+    out = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        if kind == "hazard_ratio":
+            anchor = f"{r.study_id}-{r.cohort_label}"
+        else:
+            anchor = row_anchor(r.study_id, r.cohort_id, r.outcome, r.get("line"),
+                                (r.study_id, r.cohort_id, r.outcome) in duplicated)
+        d = {
+            "study_id": r.study_id, "label": r["label"], "year": int(r.year), "cohort": _s(r.get("cohort_label")),
+            "anchor": anchor, "yi": _f(result.yi[i]), "vi": _f(result.vi[i]),
+            "estimate": _f(est[i]), "ci_lb": _f(lb[i]), "ci_ub": _f(ub[i]),
+            "weight_random": _f(wr[i]), "weight_common": _f(wc[i]),
+            "derived": bool(r.get("derived", False)), "flagged": bool(r.get("flagged", False)),
+            "denominator": _s(r.get("denominator")), "timepoint": _s(r.get("timepoint")),
+            "design": _s(r.get("design")), "setting": _s(r.get("setting")),
+            "source": _s(r.get("source")), "location": _s(r.get("location")), "quote": _s(r.get("quote")),
+            "source_type": _s(r.get("source_type")), "external": bool(r.get("external", False)) if r.get("external") == r.get("external") else False,
+        }
+        if kind == "proportion":
+            d.update(events=int(r.events), total=int(r.total))
+        elif kind == "risk_ratio":
+            d.update(events=int(r.ai), total=int(r.n1i), control_events=int(r.ci), control_total=int(r.n2i),
+                     control_anchor=row_anchor(r.study_id, r.control_cohort_id, r.outcome),
+                     control_quote=_s(r.get("control_quote")), control_location=_s(r.get("control_location")))
+        else:
+            d.update(n_experimental=_i(r.get("n_experimental")), n_control=_i(r.get("n_control")),
+                     endpoint=_s(r.get("outcome")))
+            d["cohort"] = f"{_s(r.get('outcome')).upper()} hazard ratio, blinatumomab vs chemotherapy"
+        for m in ("blast_burden", "relapse_line", "schedule", "line_of_use"):
+            if m in rows:
+                d[m] = _s(r.get(m))
+        out.append(d)
+    return out
+
+
+def _s(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
+def _i(v: Any) -> int | None:
+    f = _f(v) if v is not None else None
+    return int(f) if f is not None else None
 
 
 def _f(value: Any) -> float | None:
@@ -51,7 +121,15 @@ def summarise(result: AnalysisResult) -> dict[str, Any]:
         "level": spec.frequentist.level,
         "priors": {"mu": spec.bayes.prior_mu, "tau": spec.bayes.prior_tau},
         "notes": list(result.notes),
+        "filter": {k: [str(x) for x in v] for k, v in spec.filter.items()},
+        "events": (int(rows["events"].sum()) if spec.kind == "proportion" and result.k else
+                   int(rows["ai"].sum()) if spec.kind == "risk_ratio" and result.k else None),
+        "years": sorted({int(y) for y in rows["year"]}) if result.k else [],
     }
+    for key in ("primary", "certainty", "moderator_models"):  # the methods contract, where run.py provides it
+        value = getattr(result, key, None)
+        if value is not None:
+            out[key] = value.to_dict() if hasattr(value, "to_dict") else value
     ni = rows["total"].to_numpy(float) if result.k else None
     main = result.main
     if main is not None:
