@@ -204,6 +204,16 @@ def humanize_text(text: Any, labels: "Labels | None" = None, cohorts: dict[str, 
         codes = "|".join(sorted(map(re.escape, labels.outcomes), key=len, reverse=True))
         if codes:
             s = re.sub(rf"\b({codes}) in ([A-Za-z0-9_]+)", outcome_in, s)
+        fams = {k: v for k, v in labels.families.items() if k not in ("mixed",)}
+        if fams:  # definition families: "cycle_1 (2)" -> "CR after the first cycle (2)"
+            names = "|".join(sorted(map(re.escape, fams), key=len, reverse=True))
+            s = re.sub(rf"\b({names})\b(?= \()", lambda m: fams[m.group(1)], s)
+        for code in sorted(labels.levels, key=len, reverse=True):  # moderator codes and their levels
+            s = re.sub(rf"\b{code}\b", labels.moderator(code).lower(), s)
+        for mod, levels in labels.levels.items():
+            for value, text in levels.items():
+                if "_" in value or re.fullmatch(r"(ge|lt)\d+", value):
+                    s = re.sub(rf"\b{re.escape(value)}\b", text, s)
     for pattern, repl in _FIELD_WORDS:
         s = pattern.sub(repl, s)
     return s

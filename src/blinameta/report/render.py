@@ -128,7 +128,7 @@ def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file
         missing = sum(1 for lab in sg.labels if lab == "not reported")
         subgroups.append({"moderator": sg.moderator, "name": labels.moderator(sg.moderator), "groups": groups,
                           "qb": res.qb, "df": int(res.qb_df[0]), "p": res.qb_p, "missing": missing,
-                          "label": getattr(sg, "test_label", None)})
+                          "label": humanize_text(getattr(sg, "test_label", None) or "", labels)})
     metaregs = []
     for mr in result.metaregressions:
         fit = mr.result
@@ -448,7 +448,8 @@ def write_site_pages(evidence: Evidence, specs, summaries: list[dict[str, Any]],
             for key in ("anchor", "control_anchor"):
                 if r.get(key):
                     used_by.setdefault(r[key], []).append({"id": s["id"], "title": symbols(s["title"])})
-    sof = sof_rows(summaries, labels)
+    # each outcome's primary analysis first (footnotes are numbered down the table), then the others
+    sof = sof_rows(sorted(summaries, key=lambda s: s.get("primary_for_outcome") is False), labels)
     write_downloads(out, sof)
     changes = (history or {}).get("changes")
     common = {"meta": meta, "content_hash": meta["evidence_hash"], "hash_label": "SHA-256 of evidence/*.yaml and models/*.yaml",

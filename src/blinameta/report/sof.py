@@ -21,7 +21,7 @@ import io
 import math
 from typing import Any
 
-from blinameta.report.labels import Labels, pct, ratio, symbols
+from blinameta.report.labels import Labels, humanize_text, pct, ratio, symbols
 
 __all__ = ["primary_of", "certainty_of", "plain_language", "sof_rows", "sof_csv", "SYMBOLS", "LEVEL_WORDS"]
 
@@ -153,9 +153,16 @@ def plain_language(s: dict[str, Any], primary: dict[str, Any] | None, certainty:
 
 
 def _absolute_per_1000(s: dict[str, Any], primary: dict[str, Any]) -> dict[str, Any] | None:
-    """Risk with chemotherapy and with blinatumomab per 1000 (risk ratios: control risk x RR)."""
+    """Risk with chemotherapy and with blinatumomab per 1000 (risk ratios: control risk x RR).
+
+    The methods layer's ``certainty.sof`` numbers are used where present (one computation)."""
     if s.get("kind") != "risk_ratio":
         return None
+    sof = (s.get("certainty") or {}).get("sof") or {}
+    if sof.get("per") == 1000 and sof.get("control_risk") is not None and sof.get("difference_ci"):
+        return {"control": round(sof["control_risk"]), "blina": round(sof["risk"]), "diff": round(sof["difference"]),
+                "diff_lb": round(sof["difference_ci"][0]), "diff_ub": round(sof["difference_ci"][1]),
+                "source": sof.get("control_risk_source", "")}
     rows = s.get("rows") or []
     ctl_e = sum(r.get("control_events") or 0 for r in rows)
     ctl_n = sum(r.get("control_total") or 0 for r in rows)
@@ -181,8 +188,9 @@ def sof_rows(summaries: list[dict[str, Any]], labels: Labels | None = None) -> l
         for d in cert["downgrades"]:
             note_no += 1
             lv = d.get("levels", 1)
+            reason = humanize_text(d.get("reason", ""), labels) if labels is not None else symbols(d.get("reason", ""))
             notes.append({"n": note_no, "text": f"{DOMAIN_WORDS.get(d.get('domain'), str(d.get('domain', '')).replace('_', ' ').capitalize())}: "
-                                                f"downgraded {'two levels' if lv == 2 else 'one level'}. {symbols(d.get('reason', ''))}"})
+                                                f"downgraded {'two levels' if lv == 2 else 'one level'}: {reason}."})
         for d in cert["upgrades"]:
             note_no += 1
             notes.append({"n": note_no, "text": f"Upgraded: {symbols(d.get('reason', d.get('domain', '')))}"})
@@ -192,8 +200,10 @@ def sof_rows(summaries: list[dict[str, Any]], labels: Labels | None = None) -> l
             "patients": s.get("patients", 0), "events": s.get("events"),
             "population": population_text(s), "primary": primary, "certainty": cert, "footnotes": notes,
             "method": (primary or {}).get("label") or METHOD_LABELS.get((primary or {}).get("method", ""), ""),
-            "plain": (s.get("certainty") or {}).get("plain_language") or plain_language(s, primary, cert, labels),
+            # GRADE's standard wording (Santesso et al. 2020), from the certainty level and the estimate
+            "plain": plain_language(s, primary, cert, labels),
             "absolute": _absolute_per_1000(s, primary) if primary else None,
+            "primary_for_outcome": s.get("primary_for_outcome", True) is not False,
         }
         if primary and _num(primary.get("estimate")) is not None:
             fmt, head = (pct, None) if kind == "proportion" else (ratio, "HR" if kind == "hazard_ratio" else "RR")

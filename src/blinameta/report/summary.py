@@ -126,10 +126,6 @@ def summarise(result: AnalysisResult) -> dict[str, Any]:
                    int(rows["ai"].sum()) if spec.kind == "risk_ratio" and result.k else None),
         "years": sorted({int(y) for y in rows["year"]}) if result.k else [],
     }
-    for key in ("primary", "certainty", "moderator_models"):  # the methods contract, where run.py provides it
-        value = getattr(result, key, None)
-        if value is not None:
-            out[key] = value.to_dict() if hasattr(value, "to_dict") else value
     ni = rows["total"].to_numpy(float) if result.k else None
     main = result.main
     if main is not None:
