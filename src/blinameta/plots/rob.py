@@ -25,7 +25,7 @@ JUDGEMENTS = {
     "low": ("Low risk", "#02C100", "+"),
     "some_concerns": ("Some concerns", "#E2DF07", "−"),
     "high": ("High risk", "#BF0000", "×"),
-    "no_information": ("No information", "#4EA1F7", "?"),
+    "no_information": ("No information or unclear", "#4EA1F7", "?"),
     "not_applicable": ("Not applicable", "#cccccc", ""),
 }
 
@@ -50,7 +50,7 @@ def rob_traffic_light(stem: str | os.PathLike[str], studies: Sequence[str], doma
     _check(studies, domains, judgements)
     with house_style():
         m = TextMeasurer()
-        cell = 0.34
+        cell = max(0.34, max(m.width(d, size=SMALL_SIZE, weight="bold") for d in domains) + 0.08)
         w_label = max([m.width(s) for s in studies] + [m.width("Study", weight="bold")]) + 0.25
         names = list(domain_names or [])
         key_lines = [f"{d}: {n}" for d, n in zip(domains, names)] if names else []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from blinameta.analysis.run import AnalysisResult, back_transform, run_analysis
@@ -223,16 +224,46 @@ class _NullLabels:
 
 def duplicated_rows(evidence: Evidence) -> frozenset[tuple[str, str, str]]:
     """(study, cohort, outcome) reported more than once: their evidence ids carry the line."""
-    table = tidy(evidence, readings="primary")
+    table = _tidy_all(evidence)
     if table.empty:
         return frozenset()
     counts = table.groupby(["study_id", "cohort_id", "outcome"]).size()
     return frozenset(tuple(k) for k, n in counts.items() if n > 1)
 
 
+def _tidy_all(evidence: Evidence):
+    """The primary readings, survival rows included (every number a page may show)."""
+    try:
+        return tidy(evidence, readings="primary", survival=True)
+    except TypeError:  # an older tidy without survival rows
+        return tidy(evidence, readings="primary")
+
+
+def _has(value: Any) -> bool:
+    """A value is there (not None, NaN or pandas' NA)."""
+    try:
+        return value is not None and not bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _row_data(r: Any) -> str:
+    """What an evidence row says: events/total, or a survival estimate or median."""
+    if _has(r.get("events")) and _has(r.get("total")):
+        return f"{int(r.events)}/{int(r.total)}"
+    est, t = r.get("estimate_pct"), r.get("time_months")
+    if _has(est):
+        return f"{float(est):g}% at {float(t):g} months" if _has(t) else f"{float(est):g}%"
+    if _has(r.get("median_months")):
+        return f"median {float(r.median_months):g} months"
+    if _has(r.get("median_reached")) and str(r.get("median_reached")) in ("False", "false", "0"):
+        return "median not reached"
+    return "see quote"
+
+
 def _evidence_context(evidence: Evidence, labels: Labels, display: dict[str, str],
                       used_by: dict[str, list[dict[str, str]]], dup: frozenset) -> dict[str, Any]:
-    table = tidy(evidence, readings="primary")
+    table = _tidy_all(evidence)
     records = {}
     for pub in evidence.publications:
         for loc, record in iter_provenanced(pub):
@@ -273,9 +304,10 @@ def _evidence_context(evidence: Evidence, labels: Labels, display: dict[str, str
                 anchor += "-x"
             seen.add(anchor)
             rows.append({"anchor": anchor, "cohort": symbols(r.cohort_label), "outcome": labels.outcome(r.outcome),
-                         "data": f"{int(r.events)}/{int(r.total)}", "derived": bool(r.derived),
-                         "percent": "" if r.percent_printed != r.percent_printed or r.percent_printed is None else f"{r.percent_printed:g}%",
-                         "denominator": DENOMINATOR_LABELS.get(str(r.denominator), str(r.denominator).replace("_", " ")),
+                         "data": _row_data(r), "derived": _has(r.get("derived")) and bool(r.derived),
+                         "percent": f"{float(r.percent_printed):g}%" if _has(r.get("percent_printed")) else "",
+                         "denominator": (DENOMINATOR_LABELS.get(str(r.denominator), str(r.denominator).replace("_", " "))
+                                         if _has(r.get("denominator")) else ""),
                          "quote": clean_quote(r.quote), "location": symbols(r.location), "source": r.source,
                          "source_type": str(r.get("source_type", "") or ""),
                          "file": f"{_short(r.file)}:{int(r.line)}", "used_by": used_by.get(anchor, [])})
@@ -316,6 +348,8 @@ def _fit_and_draw(evidence: Evidence, spec: AnalysisSpec, spec_file: str, out: P
     summary = summarise(result)
     summary["rows"] = study_rows(result, dup)
     summary["cumulative"] = cumulative(result, summary["rows"])
+    if spec.kind == "hazard_ratio":
+        summary["control_survival"] = control_survival(evidence, spec, summary, dup)
     primary = primary_of(summary)
     figures = draw_figures(result, folder, labels=labels, display=display,
                            primary_method=(primary or {}).get("method"))
@@ -329,6 +363,27 @@ def _fit_and_draw(evidence: Evidence, spec: AnalysisSpec, spec_file: str, out: P
     atomic_write_text(folder / f"{spec.id}_studies.csv", analysis_csv(summary))
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1, sort_keys=True, allow_nan=False) + "\n")
     return summary
+
+
+def control_survival(evidence: Evidence, spec: AnalysisSpec, summary: dict[str, Any], dup: frozenset) -> dict[str, Any] | None:
+    """The control arm's survival at a time point in the largest included trial (for absolute
+    effects per 1000), with its evidence anchor; None when no included trial reports one."""
+    table = _tidy_all(evidence)
+    if table.empty or "estimate_pct" not in table:
+        return None
+    endpoints = list(spec.endpoints or [spec.outcome])
+    sizes = {r["study_id"]: (r.get("n_experimental") or 0) + (r.get("n_control") or 0) for r in summary.get("rows", [])}
+    rows = table[table.study_id.isin(list(sizes)) & table.outcome.isin(endpoints) & (table.cohort_kind == "arm")
+                 & table.estimate_pct.notna() & table.time_months.notna()
+                 & (table.treatment.astype(str) != str(getattr(spec, "treatment", "blinatumomab") or "blinatumomab"))]
+    if rows.empty:
+        return None
+    rows = rows.assign(_n=rows.study_id.map(sizes), _rank=rows.outcome.map(endpoints.index))
+    r = rows.sort_values(["_rank", "_n"], ascending=[True, False], kind="stable").iloc[0]
+    label = display_labels(evidence).get(r.study_id, r.study_id)
+    return {"study_id": r.study_id, "label": f"{label}, {str(r.get('cohort_label', '')).lower()}",
+            "endpoint": r.outcome, "time_months": float(r.time_months), "pct": float(r.estimate_pct),
+            "anchor": row_anchor(r.study_id, r.cohort_id, r.outcome, r.get("line"), (r.study_id, r.cohort_id, r.outcome) in dup)}
 
 
 def _worker(args: tuple) -> dict[str, Any]:
@@ -444,7 +499,7 @@ def write_site_pages(evidence: Evidence, specs, summaries: list[dict[str, Any]],
 
     used_by: dict[str, list[dict[str, str]]] = {}
     for s in summaries:
-        for r in s.get("rows", []):
+        for r in s.get("rows", []) + ([s["control_survival"]] if s.get("control_survival") else []):
             for key in ("anchor", "control_anchor"):
                 if r.get(key):
                     used_by.setdefault(r[key], []).append({"id": s["id"], "title": symbols(s["title"])})

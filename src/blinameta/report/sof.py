@@ -71,6 +71,14 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _in_sentence(label: str) -> str:
+    """A label inside a sentence: "Event-free survival" -> "event-free survival"; "MRD negativity" stays."""
+    label = str(label)
+    if len(label) > 1 and label[1].isupper():
+        return label
+    return label[:1].lower() + label[1:]
+
+
 def primary_of(s: dict[str, Any]) -> dict[str, Any] | None:
     """The analysis' primary estimate (methods contract ``primary``), with a fallback for old summaries."""
     if s.get("primary"):
@@ -128,7 +136,7 @@ def plain_language(s: dict[str, Any], primary: dict[str, Any] | None, certainty:
     who = population_text(s)
     if s.get("kind") == "proportion":
         n = round(100 * primary["estimate"])
-        verb = OUTCOME_VERBS.get(outcome) or f"have {(labels.outcome(outcome) if labels else outcome).lower()}"
+        verb = OUTCOME_VERBS.get(outcome) or f"have {_in_sentence(labels.outcome(outcome) if labels else outcome)}"
         if level == "very_low":
             return (f"We are very uncertain about the rate: about {n} in 100 {who} {verb} in the studies, "
                     f"but the true rate may be substantially different.")
@@ -137,7 +145,7 @@ def plain_language(s: dict[str, Any], primary: dict[str, Any] | None, certainty:
             return f"About {n} in 100 {who} {adverb}{verb} with blinatumomab."
         return f"About {n} in 100 {who} {verb} with blinatumomab (certainty not yet rated)."
     est, lb, ub = primary.get("estimate"), primary.get("ci_lb"), primary.get("ci_ub")
-    what = (labels.outcome(outcome) if labels else outcome).lower()
+    what = _in_sentence(labels.outcome(outcome) if labels else outcome)
     if level == "very_low":
         return f"The evidence is very uncertain about the effect of blinatumomab on {what} compared with chemotherapy."
     tail = "" if level else " (certainty not yet rated)"
@@ -156,6 +164,8 @@ def _absolute_per_1000(s: dict[str, Any], primary: dict[str, Any]) -> dict[str, 
     """Risk with chemotherapy and with blinatumomab per 1000 (risk ratios: control risk x RR).
 
     The methods layer's ``certainty.sof`` numbers are used where present (one computation)."""
+    if s.get("kind") == "hazard_ratio":
+        return _absolute_time_to_event(s, primary)
     if s.get("kind") != "risk_ratio":
         return None
     sof = (s.get("certainty") or {}).get("sof") or {}
@@ -175,6 +185,25 @@ def _absolute_per_1000(s: dict[str, Any], primary: dict[str, Any]) -> dict[str, 
     per = lambda v: round(1000 * min(1.0, v))  # noqa: E731
     diff = lambda v: round(1000 * (min(1.0, base * v) - base))  # noqa: E731
     return {"control": per(base), "blina": per(base * rr), "diff": diff(rr), "diff_lb": diff(lb), "diff_ub": diff(ub)}
+
+
+def _absolute_time_to_event(s: dict[str, Any], primary: dict[str, Any]) -> dict[str, Any] | None:
+    """Events per 1000 by a time point from the control arm's survival and the hazard ratio:
+    risk with blinatumomab = 1 - S_control(t) ** HR (Skoetz N, Goldkuhle M, van Dalen EC, et al.
+    GRADE guidance 27: how to calculate absolute effects for time-to-event outcomes in summary of
+    findings tables and Evidence Profiles. J Clin Epidemiol 2020;118:124-131)."""
+    base = s.get("control_survival") or {}
+    surv = _num(base.get("pct"))
+    hr, lb, ub = (_num(primary.get(k)) for k in ("estimate", "ci_lb", "ci_ub"))
+    if surv is None or None in (hr, lb, ub) or not 0 < surv < 100:
+        return None
+    sc = surv / 100
+    risk = lambda h: 1000 * (1 - sc ** h)  # noqa: E731
+    control = 1000 * (1 - sc)
+    return {"control": round(control), "blina": round(risk(hr)), "diff": round(risk(hr) - control),
+            "diff_lb": round(risk(lb) - control), "diff_ub": round(risk(ub) - control),
+            "source": f"events by {base.get('time_months', 0):g} months; control risk from {base.get('label', '')}",
+            "anchor": base.get("anchor", "")}
 
 
 def sof_rows(summaries: list[dict[str, Any]], labels: Labels | None = None) -> list[dict[str, Any]]:
