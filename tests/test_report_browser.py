@@ -107,7 +107,9 @@ def test_phone_first_screen_answers_the_cr_question(site, browser):
     box = row.bounding_box()
     text = row.inner_text()
     page.close()
-    assert box is not None and box["y"] < 844 and "per 100" in text and "Certainty" in text and "in 100 children" in text
+    # the whole card (estimate, certainty symbols and word, plain-language sentence) above the fold
+    assert box is not None and box["y"] + box["height"] <= 844
+    assert "per 100" in text and "⊕" in text and "Very low" in text and "in 100 children" in text
 
 
 def test_every_number_in_the_summary_table_is_linked(site, browser):

@@ -59,7 +59,8 @@ __all__ = [
 MANIFEST = "manifest.json"
 GENERATOR = "blinameta report"
 #: Top-level names a report folder made by an older blinameta (manifest without a file list) owns.
-_LEGACY_TOP = ("index.html", "evidence.html", "style.css", MANIFEST)
+_LEGACY_TOP = ("index.html", "evidence.html", "style.css", MANIFEST, "methods.html", "studies.html", "history.json",
+               "summary_of_findings.csv", "flow.svg", "flow.png")
 
 
 def _is_relative_to(path: Path, folder: Path) -> bool:
@@ -143,6 +144,7 @@ def owned_files(out_dir: Path, manifest: dict[str, Any] | None) -> set[str]:
     if isinstance(manifest.get("files"), dict):
         return {str(p) for p in manifest["files"]} | {MANIFEST}
     owned = set(_LEGACY_TOP)
+    owned.update(p.name for p in out_dir.glob("rob_*_*.*") if p.is_file() and p.suffix in (".png", ".svg"))
     for aid in manifest.get("analyses", {}):
         if not isinstance(aid, str) or "/" in aid or aid.startswith("."):
             continue
