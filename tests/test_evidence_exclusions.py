@@ -48,7 +48,7 @@ def test_duplicates_publication_ids_other_without_note_and_unknown_source(tmp_pa
     body = GOOD + GOOD.split("\n", 1)[1] + """  - id: v2
     citation: The v2 example.
     reason: other
-    provenance: [{source: nowhere, location: Results, quote: "x"}]
+    provenance: [{source: nowhere, location: Results, quote: "an example quote"}]
 """
     problems = "\n".join(_problems(tmp_path, body))
     assert "excluded[1].id: 'adult_trial' is listed twice" in problems
