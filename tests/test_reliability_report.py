@@ -95,5 +95,11 @@ def test_a_forced_rerun_is_byte_identical(hostile_report, tmp_path, monkeypatch,
     first = folder_digest(root / "reports")
     build_report(root / "evidence", root / "models", root / "reports", force=True)
     assert folder_digest(root / "reports") == first
+    # a version carries its own date (report issue): the date recorded in history.json when this
+    # version was first built, not the time of the rerun
+    recorded = json.loads((root / "reports" / "history.json").read_text())["versions"][-1]["date"]
+    assert recorded in (root / "reports" / "index.html").read_text()
+    shutil.rmtree(root / "reports")  # a first build of the version takes its date from SOURCE_DATE_EPOCH
+    build_report(root / "evidence", root / "models", root / "reports", force=True)
     assert "2026-01-01 00:00 UTC" in (root / "reports" / "index.html").read_text()
     assert not re.search(r"<dc:date>", "".join(p.read_text() for p in (root / "reports").rglob("*.svg")))
