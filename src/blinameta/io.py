@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "current_umask", "read_regular_file"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "current_umask", "read_regular_file", "json_safe"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -86,3 +87,24 @@ def read_regular_file(path: Path, limit: int, *, root: Path | None = None) -> by
     if len(raw) > limit:
         raise OSError(f"file is larger than the limit of {limit} bytes")
     return raw
+
+
+def json_safe(value):
+    """Strict-JSON form of a result: numpy scalars and arrays to Python numbers and lists,
+    NaN and infinity to None (``json.dumps(..., allow_nan=False)`` then never fails)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value

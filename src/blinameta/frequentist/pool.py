@@ -21,6 +21,7 @@ import numpy as np
 
 from blinameta.errors import UserError
 from blinameta.frequentist._present import Summary, fmt_num, fmt_pval, format_mh, format_rma
+from blinameta.io import json_safe
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -111,7 +112,7 @@ class PoolResult:
             if math.isfinite(res.cmh_exact_var):
                 out.update(cmh=res.cmh_exact_var, cmh_p=res.cmh_exact_var_p, tarone=res.tarone,
                            tarone_p=res.tarone_p)
-            return _clean(out)
+            return json_safe(out)
         beta = np.atleast_1d(np.asarray(res.beta, dtype=float)).ravel()
         se = np.atleast_1d(np.asarray(res.se, dtype=float)).ravel()
         pval = np.atleast_1d(np.asarray(res.pval, dtype=float)).ravel()
@@ -149,7 +150,7 @@ class PoolResult:
             out["predictions"] = list(self.predictions)
         for name, value in self.diagnostics.items():
             out[name] = value.to_dict()
-        return _clean(out)
+        return json_safe(out)
 
     # ------------------------------------------------------------------ text
     def summary(self) -> Summary:
@@ -274,22 +275,6 @@ class PoolResult:
 
 _PRED_KEYS = {"pred", "se", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "pred_prop", "ci_lb_prop", "ci_ub_prop",
               "pi_lb_prop", "pi_ub_prop", "pred_hr", "ci_lb_hr", "ci_ub_hr", "pi_lb_hr", "pi_ub_hr"}
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN/inf to None, arrays to lists."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 def _format_diagnostic(name: str, value: Any, slab: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from blinameta.analysis.run import AnalysisResult, back_transform
+from blinameta.io import json_safe
 
 __all__ = ["summarise", "interval", "study_rows", "row_anchor"]
 
@@ -172,22 +173,7 @@ def summarise(result: AnalysisResult) -> dict[str, Any]:
         bayes["study"] = [s.to_dict() for s in b.study]
         out["bayes"] = bayes
     out.update(result.methods_summary())
-    return _clean(out)
-
-
-def _clean(value: Any) -> Any:
-    """Replace NaN and infinity by None, numpy scalars by Python ones (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _f(value)
-    return value
+    return json_safe(out)
 
 
 def _param(p) -> dict[str, float | None]:
