@@ -37,8 +37,9 @@ def test_every_analysis_has_a_page_and_figures(project):
         assert page.is_file() and f'href="analyses/{spec.stem}.html"' in index
         summary = json.loads((reports / "analyses" / spec.stem / "summary.json").read_text())
         if summary["k"] >= 1:
-            assert (reports / "analyses" / spec.stem / "forest.png").is_file()
+            # figures are SVG only (vector: sharp on a phone and in print)
             assert (reports / "analyses" / spec.stem / "forest.svg").is_file()
+            assert not (reports / "analyses" / spec.stem / "forest.png").exists()
     assert "Summary of findings" in index and (reports / "evidence.html").is_file()
 
 
@@ -93,7 +94,7 @@ def test_index_is_a_summary_of_findings_table(project):
 
 def test_downloads_and_pages_exist_and_are_world_readable(project):
     reports = project / "reports"
-    for name in ("methods.html", "studies.html", "history.json", "flow.svg", "flow.png", "summary_of_findings.csv"):
+    for name in ("methods.html", "studies.html", "history.json", "flow.svg", "summary_of_findings.csv"):
         assert (reports / name).is_file(), name
     csv_file = reports / "analyses" / "cr_overt" / "cr_overt_studies.csv"
     lines = csv_file.read_text().splitlines()

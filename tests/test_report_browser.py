@@ -78,10 +78,10 @@ def test_page_renders_without_errors(site, browser, tmp_path, name):
 def test_checker_catches_a_missing_image_and_a_broken_link(site, browser, tmp_path):
     copy = tmp_path / "reports"
     shutil.copytree(site, copy)
-    (copy / "analyses" / "cr_overt" / "forest.png").unlink()
+    (copy / "analyses" / "cr_overt" / "forest.svg").unlink()
     (copy / "evidence.html").unlink()
     problems = _inspect(browser, copy / "analyses" / "cr_overt.html", tmp_path / "shot.png")
-    assert any("image not loaded" in p and "forest.png" in p for p in problems)
+    assert any("image not loaded" in p and "forest.svg" in p for p in problems)
     assert any("broken link" in p and "evidence.html" in p for p in problems)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -241,6 +241,18 @@ def _text(value) -> str:
     return "" if _missing(value) else str(value)
 
 
+def _preference(col: dict[str, list], i: int) -> tuple:
+    """Sort key of rule 5 (least nested, then largest total, then untimed before timed; after
+    ``endpoint_rank`` where there is one); missing numbers sort last, as in pandas."""
+    key: tuple = ()
+    if "endpoint_rank" in col:
+        rank = col["endpoint_rank"][i]
+        key += (_missing(rank), 0 if _missing(rank) else rank)
+    total = col["total"][i]
+    timed = "timepoint" in col and not _missing(col["timepoint"][i])
+    return key + (col["cohort_kind"][i] == "subgroup", _missing(total), 0 if _missing(total) else -total, timed)
+
+
 def select(
     evidence: Evidence,
     spec: AnalysisSpec,
@@ -267,6 +279,17 @@ def select(
         Keep studies that only partially overlap an included one (sensitivity analysis);
         by default they are dropped and listed in ``partial_overlap_dropped``.
     """
+    flags = tuple(sorted(set(exclude_flags)))
+    key = ("select", spec.model_dump_json(), readings, bool(exclude_derived), flags, bool(include_partial_overlaps))
+    # A report selects the same rows several times (its fingerprint, the fit, the sensitivity
+    # analyses): computed once per evidence object; each caller gets its own copy of the tables.
+    chosen = evidence.memo(key, lambda: _select(evidence, spec, readings, exclude_derived, flags,
+                                                include_partial_overlaps))
+    return replace(chosen, spec=spec, rows=chosen.rows.copy(), partial_overlap_rows=chosen.partial_overlap_rows.copy())
+
+
+def _select(evidence: Evidence, spec: AnalysisSpec, readings: str, exclude_derived: bool,
+            exclude_flags: tuple[str, ...], include_partial_overlaps: bool) -> Selection:
     drop_flags = set(exclude_flags)
     publications = {p.id: p for p in evidence.publications}
     excluded: list[Excluded] = []
@@ -297,57 +320,64 @@ def select(
 
     candidates = []
     notes: list[str] = []
-    for study_id, group in table.groupby("study_id", sort=False):
-        keep = np.ones(len(group), dtype=bool)
+    # Plain lists, one per column, instead of pandas operations per study (a report selects
+    # hundreds of times); the chosen rows are taken from the table itself, as pandas rows.
+    col = {c: table[c].tolist() for c in table.columns}
+    n_rows = len(table)
+    absent = [None] * n_rows
+    groups: dict[str, list[int]] = {}
+    for i, sid in enumerate(col["study_id"]):
+        groups.setdefault(sid, []).append(i)
+    for study_id, pos in groups.items():
+        keep = [True] * len(pos)
         failures: list[str] = []
         for column, accepted in spec.filter.items():
-            values = group[column] if column in group else pd.Series([None] * len(group), index=group.index)
-            ok = np.array([_matches(v, accepted) for v in values])
-            for v in sorted({"not reported" if _missing(v) else str(v) for v, good in zip(values[keep], ok[keep]) if not good}):
+            values = [col.get(column, absent)[i] for i in pos]
+            ok = [_matches(v, accepted) for v in values]
+            for v in sorted({"not reported" if _missing(v) else str(v)
+                             for v, good, kept in zip(values, ok, keep) if kept and not good}):
                 failures.append(f"{column} not reported" if v == "not reported" else f"{column} = {v}")
-            keep &= ok
+            keep = [a and b for a, b in zip(keep, ok)]
         if spec.kind == "proportion":
-            is_other_arm = ((group.cohort_kind == "arm") & (group.treatment != spec.treatment)).to_numpy()
-            if keep.any() and (keep & ~is_other_arm).sum() == 0:
+            other_arm = [col["cohort_kind"][i] == "arm" and col["treatment"][i] != spec.treatment for i in pos]
+            if any(keep) and not any(kp and not o for kp, o in zip(keep, other_arm)):
                 excluded.append(Excluded(study_id, f"only arms that did not receive {spec.treatment}", "arm"))
                 continue
-            keep &= ~is_other_arm
-        if not spec.include_external and "external" in group:
-            external = group["external"].fillna(False).to_numpy(dtype=bool)
-            if keep.any() and not (keep & ~external).any():
-                cites = "; ".join(dict.fromkeys(_text(c) for c in group.loc[keep & external, "external_citation"]))
+            keep = [kp and not o for kp, o in zip(keep, other_arm)]
+        if not spec.include_external and "external" in col:
+            external = [False if _missing(col["external"][i]) else bool(col["external"][i]) for i in pos]
+            if any(keep) and not any(kp and not e for kp, e in zip(keep, external)):
+                cites = "; ".join(dict.fromkeys(_text(col["external_citation"][i])
+                                                for i, kp, e in zip(pos, keep, external) if kp and e))
                 excluded.append(Excluded(study_id, f"uses numbers from outside the sources ({cites}); the "
                                          "analysis does not opt in (include_external: true)", "external"))
                 continue
-            keep &= ~external
-        if drop_flags and "flags" in group:
-            flagged = np.array([bool(drop_flags & set(_flag_list(v))) for v in group["flags"]])
-            if keep.any() and not (keep & ~flagged).any():
+            keep = [kp and not e for kp, e in zip(keep, external)]
+        if drop_flags and "flags" in col:
+            flagged = [bool(drop_flags & set(_flag_list(col["flags"][i]))) for i in pos]
+            if any(keep) and not any(kp and not f for kp, f in zip(keep, flagged)):
                 excluded.append(Excluded(study_id, "only rows flagged " + ", ".join(sorted(drop_flags))
                                          + " (sensitivity analysis)", "filter"))
                 continue
-            keep &= ~flagged
-        if exclude_derived and "derived" in group:
-            derived = group["derived"].to_numpy(dtype=bool)
-            if keep.any() and not (keep & ~derived).any():
+            keep = [kp and not f for kp, f in zip(keep, flagged)]
+        if exclude_derived and "derived" in col:
+            derived = [bool(col["derived"][i]) for i in pos]
+            if any(keep) and not any(kp and not d for kp, d in zip(keep, derived)):
                 excluded.append(Excluded(study_id, "only counts derived from percentages (sensitivity analysis)", "filter"))
                 continue
-            keep &= ~derived
-        if not keep.any():
+            keep = [kp and not d for kp, d in zip(keep, derived)]
+        if not any(keep):
             excluded.append(Excluded(study_id, "outside the filter: " + "; ".join(dict.fromkeys(failures)), "filter"))
             continue
-        chosen = group[keep].copy()
-        chosen["_depth"] = (chosen.cohort_kind == "subgroup").astype(int)
-        chosen["_timed"] = chosen.timepoint.notna().astype(int) if "timepoint" in chosen else 0
-        sort_cols = ["endpoint_rank"] if "endpoint_rank" in chosen else []
-        chosen = chosen.sort_values(sort_cols + ["_depth", "total", "_timed"],
-                                    ascending=[True] * len(sort_cols) + [True, False, True], kind="stable")
-        first = chosen.iloc[0]
-        ties = chosen[(chosen._depth == first._depth) & (chosen.total == first.total)]
-        if len(ties) > 1 and ties.timepoint.map(_text).nunique() > 1:
-            notes.append(f"{study_id}: {len(ties)} rows qualify equally ({'; '.join(ties.timepoint.map(_text))}); "
-                         f"the first in the file ({_text(first.timepoint) or 'no time point'}) is used")
-        candidates.append(first.drop(labels=["_depth", "_timed"]))
+        chosen = sorted((i for i, kp in zip(pos, keep) if kp), key=lambda i: _preference(col, i))
+        first = chosen[0]
+        depth, total = col["cohort_kind"][first] == "subgroup", col["total"][first]
+        ties = [i for i in chosen if (col["cohort_kind"][i] == "subgroup") == depth and col["total"][i] == total]
+        timepoints = [_text(col["timepoint"][i]) if "timepoint" in col else "" for i in ties]
+        if len(ties) > 1 and len(set(timepoints)) > 1:
+            notes.append(f"{study_id}: {len(ties)} rows qualify equally ({'; '.join(timepoints)}); "
+                         f"the first in the file ({timepoints[0] or 'no time point'}) is used")
+        candidates.append(table.iloc[first])
 
     # overlaps: greedy in order of preference, followed transitively through containment
     closure = overlap_closure(evidence)

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -68,6 +68,17 @@ class Evidence:
     files: dict[str, Path] = field(default_factory=dict)
     lines: dict[str, ParsedYaml] = field(default_factory=dict, repr=False, compare=False)
     problems: tuple[Problem, ...] = ()
+    #: Values derived from this (immutable) evidence, computed once: see :meth:`memo`.
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed once per evidence object and ``key`` (e.g. the tidy table,
+        which every analysis of a report selects from). Callers must not modify the value."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
 
     def publication(self, publication_id: str) -> Publication:
         """The publication with this id."""

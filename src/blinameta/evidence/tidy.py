@@ -159,6 +159,11 @@ def tidy(
         point or a median, usually without counts). Off by default so that every row has
         events and total.
     """
+    frame = evidence.memo(("tidy", readings, survival), lambda: _tidy(evidence, readings, survival))
+    return frame.copy()
+
+
+def _tidy(evidence: Evidence, readings: str, survival: bool) -> pd.DataFrame:
     from blinameta.evidence.checks import percent_matches
 
     moderator_names = [m for m in evidence.review.moderators]

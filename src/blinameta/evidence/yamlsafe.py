@@ -39,6 +39,9 @@ _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|(0|[1-9][0-9]*)(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _CONTAINER_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _NONFINITE = re.compile(r"^[-+]?\.?(inf|Inf|INF|nan|NaN|NAN)$")
+#: libyaml's parser when PyYAML was built with it (20x faster; the same events, nodes and marks),
+#: else the pure-Python one. Only events and nodes are used: values are built by :class:`_Builder`.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,43 @@ class _Refused(Exception):
         self.problem = YamlProblem(line, message)
 
 
+def _compose(text: str, loader: type) -> tuple[list | None, list[YamlProblem]]:
+    """Check the events (depth, tags, anchors) and compose the documents with ``loader``."""
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None, [YamlProblem(event.start_mark.line + 1,
+                                              f"nested more than {MAX_DEPTH} levels deep")]
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            tag = getattr(event, "tag", None)
+            if tag is not None and not isinstance(event, (yaml.DocumentStartEvent, yaml.DocumentEndEvent)):
+                # an explicit tag ("!!str 3", "!!float 1") would override how the value reads
+                return None, [YamlProblem(event.start_mark.line + 1,
+                                          f"explicit YAML tag {tag!r} is not allowed; write the value plainly "
+                                          "or quote it")]
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                return None, [YamlProblem(
+                    event.start_mark.line + 1,
+                    f"anchors and aliases are not allowed ({kind} {event.anchor!r})",
+                )]
+        documents = list(yaml.compose_all(text, Loader=loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = exc.problem or exc.context or "invalid YAML"
+        return None, [YamlProblem(line, f"invalid YAML: {reason}")]
+    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors
+        return None, [YamlProblem(None, f"invalid YAML: {exc}")]
+    except RecursionError:
+        return None, [YamlProblem(None, "invalid YAML: nested too deeply")]
+    return documents, []
+
+
 def parse_yaml(path: Path, *, root: Path | None = None) -> tuple[ParsedYaml | None, list[YamlProblem]]:
     """Parse one YAML file; return the parsed document, or ``None`` and the problems.
 
@@ -98,38 +138,13 @@ def parse_yaml(path: Path, *, root: Path | None = None) -> tuple[ParsedYaml | No
         return None, problems
     if "\x00" in text:
         return None, [YamlProblem(text[: text.index("\x00")].count("\n") + 1, "NUL byte")]
-    try:
-        depth = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return None, [YamlProblem(event.start_mark.line + 1,
-                                              f"nested more than {MAX_DEPTH} levels deep")]
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-            tag = getattr(event, "tag", None)
-            if tag is not None and not isinstance(event, (yaml.DocumentStartEvent, yaml.DocumentEndEvent)):
-                # an explicit tag ("!!str 3", "!!float 1") would override how the value reads
-                return None, [YamlProblem(event.start_mark.line + 1,
-                                          f"explicit YAML tag {tag!r} is not allowed; write the value plainly "
-                                          "or quote it")]
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
-                return None, [YamlProblem(
-                    event.start_mark.line + 1,
-                    f"anchors and aliases are not allowed ({kind} {event.anchor!r})",
-                )]
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = exc.problem or exc.context or "invalid YAML"
-        return None, [YamlProblem(line, f"invalid YAML: {reason}")]
-    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors
-        return None, [YamlProblem(None, f"invalid YAML: {exc}")]
-    except RecursionError:
-        return None, [YamlProblem(None, "invalid YAML: nested too deeply")]
+    documents, problems = _compose(text, _LOADER)
+    if problems and _LOADER is not yaml.SafeLoader:
+        # libyaml refuses some files with its own words (a lone surrogate escape, deep nesting);
+        # the pure-Python parser's reading names the problem as everywhere else in blinameta
+        documents, problems = _compose(text, yaml.SafeLoader)
+    if problems:
+        return None, problems
     if len(documents) != 1:
         return None, [YamlProblem(None, f"expected one YAML document, found {len(documents)}")]
     parsed = ParsedYaml(value=None)

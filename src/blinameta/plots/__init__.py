@@ -2,13 +2,15 @@
 and flow diagrams.
 
 Each function takes already-computed numbers (plots never refit a model), writes ``stem.png``
-(150 dpi) and ``stem.svg`` next to each other atomically, and returns the two paths; with
-``stem=None`` it writes nothing and returns the matplotlib Figure. The SVG keeps text as text and
+(150 dpi) and ``stem.svg`` next to each other atomically (or only the formats chosen with
+:func:`file_formats`), and returns the paths; with ``stem=None`` it writes nothing and returns
+the matplotlib Figure. The SVG keeps text as text and
 is byte-for-byte reproducible.
 """
 
 from __future__ import annotations
 
+from blinameta.plots._common import file_formats
 from blinameta.plots.baujat import baujat_plot
 from blinameta.plots.bubble import bubble_plot
 from blinameta.plots.flow import flow_diagram
@@ -22,6 +24,7 @@ __all__ = [
     "BAYES_LABEL",
     "baujat_plot",
     "bubble_plot",
+    "file_formats",
     "flow_diagram",
     "forest_plot",
     "funnel_plot",

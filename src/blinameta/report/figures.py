@@ -303,13 +303,21 @@ def forest_figure(result: AnalysisResult, stem: Path, *, display: dict[str, str]
 def draw_figures(result: AnalysisResult, folder: Path, level_labels: dict[str, dict[str, str]] | None = None, *,
                  labels: Any = None, display: dict[str, str] | None = None,
                  primary_method: str | None = None) -> dict[str, str]:
-    """Draw every figure of the analysis into ``folder``; return name -> file stem (relative).
+    """Draw every figure of the analysis into ``folder`` as SVG; return name -> file stem (relative).
 
     ``labels`` (:class:`blinameta.report.labels.Labels`) names moderators and levels;
     ``display`` maps study id -> "Author Year (trial name)"; ``primary_method`` marks the
     primary analysis' row (a ``primary.method`` of the methods contract).
     """
-    level_labels = level_labels or {}
+    from blinameta import plots
+
+    with plots.file_formats("svg"):
+        return _draw_figures(result, folder, level_labels or {}, labels=labels, display=display,
+                             primary_method=primary_method)
+
+
+def _draw_figures(result: AnalysisResult, folder: Path, level_labels: dict[str, dict[str, str]], *,
+                  labels: Any, display: dict[str, str] | None, primary_method: str | None) -> dict[str, str]:
     from blinameta import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -330,11 +338,10 @@ def draw_figures(result: AnalysisResult, folder: Path, level_labels: dict[str, d
         forest_figure(result, folder / stem, display=display, labels=labels, primary_method=primary_method,
                       moderator=sg.moderator, xlim=xlim)
         figures[stem] = stem
-    if result.main is not None and result.k >= 3:
-        egger = None
-        if result.egger is not None:
-            e = result.egger
-            egger = f"Egger's test: {'t' if result.main.test == 'knha' else 'z'} = {e.zval:.2f}, p = {e.pval:.3f}"
+    # the funnel plot goes with the small-study tests, which need ten studies (run.SMALL_STUDY_MIN_K)
+    if result.main is not None and result.small_study is not None:
+        name, e = result.small_study
+        egger = f"{name}: {'t' if np.isfinite(e.ddf) else 'z'} = {e.zval:.2f}, p = {e.pval:.3f}"
         elabel = {"PLO": "Logit proportion", "PR": "Proportion", "PLN": "Log proportion",
                   "PAS": "Arcsine proportion", "PFT": "Freeman-Tukey proportion"}.get(result.spec.frequentist.measure) \
             if proportion else f"Log {xlabel.lower()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import pandas as pd
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from blinameta.analysis.run import AnalysisResult, back_transform, run_analysis
-from blinameta.analysis.select import study_label
+from blinameta.analysis.select import select, study_label
 from blinameta.analysis.spec import AnalysisSpec
 from blinameta.evidence.checks import iter_provenanced
 from blinameta.evidence.loader import Evidence, format_path
@@ -44,8 +45,13 @@ from blinameta.report.summary import row_anchor, study_rows, summarise
 __all__ = ["render_site", "environment"]
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> Environment:
-    """The Jinja2 environment of the report (autoescape on for every template)."""
+    """The Jinja2 environment of the report (autoescape on for every template).
+
+    One per process: Jinja2 caches each compiled template on its environment, and the worker
+    processes forked by :func:`render_site` inherit the parent's compiled templates.
+    """
     return Environment(
         loader=PackageLoader("blinameta", "templates/report"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -154,10 +160,12 @@ def _analysis_context(result: AnalysisResult, summary: dict[str, Any], spec_file
                         "cook": f"{infl.cook_d[i]:.3f}" if infl is not None else "–",
                         "hat": f"{infl.hat[i]:.3f}" if infl is not None else "–"})
     bias = []
-    if result.egger is not None:
-        e = result.egger
-        bias.append(f"Egger's regression test (standard error as predictor): "
-                    f"{'t' if np.isfinite(e.ddf) else 'z'} = {e.zval:.3f}, p = {e.pval:.4f}; limit estimate {f(back_transform(result, [e.est], ni)[0])}.")
+    if result.small_study is not None:
+        name, e = result.small_study
+        what = ("Egger's regression test (standard error as predictor)" if e is result.egger
+                else f"{name} (inverse sample size as predictor)")
+        limit = f"; limit estimate {f(back_transform(result, [e.est], ni)[0])}" if e is result.egger else ""
+        bias.append(f"{what}: {'t' if np.isfinite(e.ddf) else 'z'} = {e.zval:.3f}, p = {e.pval:.4f}{limit}.")
     if result.begg is not None:
         bias.append(f"Begg's rank correlation: Kendall's τ = {result.begg.tau:.3f}, p = {result.begg.pval:.4f}.")
     if result.trimfill is not None:
@@ -386,8 +394,13 @@ def control_survival(evidence: Evidence, spec: AnalysisSpec, summary: dict[str, 
             "anchor": row_anchor(r.study_id, r.cohort_id, r.outcome, r.get("line"), (r.study_id, r.cohort_id, r.outcome) in dup)}
 
 
-def _worker(args: tuple) -> dict[str, Any]:
-    return _fit_and_draw(*args)
+#: The jobs of the running :func:`_run_parallel`, read by the forked workers from their copy of
+#: the parent's memory (an evidence object and its memoised selections are not pickled per job).
+_FORKED_JOBS: list[tuple] = []
+
+
+def _worker(index: int) -> dict[str, Any]:
+    return _fit_and_draw(*_FORKED_JOBS[index])
 
 
 def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int, int], None] | None,
@@ -408,12 +421,16 @@ def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int,
         # the workers never touch the objects those threads guard.
         warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks.*",
                                 category=DeprecationWarning)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(_worker, job): job[1].id for job in jobs}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                if progress is not None:
-                    progress(futures[fut], len(done), total)
+        _FORKED_JOBS[:] = jobs
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                futures = {pool.submit(_worker, i): job[1].id for i, job in enumerate(jobs)}
+                for fut in as_completed(futures):
+                    done[futures[fut]] = fut.result()
+                    if progress is not None:
+                        progress(futures[fut], len(done), total)
+        finally:
+            _FORKED_JOBS.clear()
     return done
 
 
@@ -449,6 +466,8 @@ def render_site(
     from blinameta.report import history as hist
 
     env = environment()
+    for name in ("analysis.html", "index.html", "evidence.html", "methods.html", "studies.html"):
+        env.get_template(name)  # compiled once, here, before the workers fork
     labels = Labels(evidence.review)
     display = display_labels(evidence)
     dup = duplicated_rows(evidence)
@@ -460,6 +479,8 @@ def render_site(
     atomic_write_text(out / "style.css", files("blinameta").joinpath("templates/report/style.css").read_text(encoding="utf-8"))
     todo = [s for s in specs if s.id not in reuse]
     done: dict[str, dict[str, Any]] = {}
+    # largest analyses first, so that no worker is left with a long one at the end
+    todo.sort(key=lambda s: -select(evidence, s).k)
     jobs = [(evidence, s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup) for s in todo]
     workers = _pool_size(len(jobs))
     if workers > 1:

@@ -143,9 +143,10 @@ def studies_context(evidence: Any, summaries: list[dict[str, Any]], labels: Labe
         questions = _get(tdef, "items", {}) or {}
         names = [str(questions.get(d, d)) if isinstance(questions, dict) else d for d in domains]
         heads = [d.upper() for d in domains] + ["Overall"]
-        plots.rob_traffic_light(out / f"rob_{tool}_traffic", [e[0] for e in entries], heads,
-                                [e[1]["judgements"] for e in entries], domain_names=names + ["Overall judgement"])
-        plots.rob_summary(out / f"rob_{tool}_summary", names + ["Overall"], [e[1]["judgements"] for e in entries])
+        with plots.file_formats("svg"):  # the report's figures are SVG (see plots.file_formats)
+            plots.rob_traffic_light(out / f"rob_{tool}_traffic", [e[0] for e in entries], heads,
+                                    [e[1]["judgements"] for e in entries], domain_names=names + ["Overall judgement"])
+            plots.rob_summary(out / f"rob_{tool}_summary", names + ["Overall"], [e[1]["judgements"] for e in entries])
         figures.append({"tool": tool, "label": str(_get(tdef, "label", tool)), "reference": str(_get(tdef, "reference", "")),
                         "traffic": f"rob_{tool}_traffic", "summary": f"rob_{tool}_summary"})
     return {"characteristics": table, "rob_figures": figures, "rob_missing": [r["label"] for r in table
@@ -153,7 +154,7 @@ def studies_context(evidence: Any, summaries: list[dict[str, Any]], labels: Labe
 
 
 def flow_counts(evidence: Any, summaries: list[dict[str, Any]], display: dict[str, str], out: Path | None = None) -> dict[str, Any]:
-    """Counts of the PRISMA flow and, with ``out``, the diagram ``flow.svg``/``flow.png``."""
+    """Counts of the PRISMA flow and, with ``out``, the diagram ``flow.svg``."""
     from blinameta import plots
 
     exclusions = read_exclusions(evidence)
@@ -190,7 +191,8 @@ def flow_counts(evidence: Any, summaries: list[dict[str, Any]], display: dict[st
                     for a in per_analysis]},
     ]
     if out is not None:
-        plots.flow_diagram(Path(out) / "flow", stages)
+        with plots.file_formats("svg"):
+            plots.flow_diagram(Path(out) / "flow", stages)
     return {"stages": stages, "exclusions": exclusions, "n_publications": len(pubs), "included": included,
             "no_data": [display.get(p.id, p.id) for p in no_data], "overlap_only": overlap_only,
             "per_analysis": per_analysis, "figure": "flow" if out is not None else None}
