@@ -33,6 +33,25 @@ def _start(root: Path, *extra: str):
     return cli_process(["report", "-q", "--force", *extra], cwd=root)
 
 
+def _children(pid: int) -> list[int]:
+    """The process' children (Linux /proc), e.g. the report's worker processes."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_moment_leaves_a_complete_report(project, folder_digest):
     evidence_before, models_before = folder_digest(project / "evidence"), folder_digest(project / "models")
@@ -41,17 +60,25 @@ def test_kill_9_at_any_moment_leaves_a_complete_report(project, folder_digest):
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     duration = time.monotonic() - t0
     kills = 0
+    orphans_checked = 0
     for fraction in (0.15, 0.35, 0.55, 0.7, 0.8, 0.88, 0.94, 0.98):
         proc = _start(project)
         time.sleep(duration * fraction)
         if proc.poll() is None:
             kills += 1
+        workers = _children(proc.pid) if proc.poll() is None else []
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+        # the workers die with the report (an orphan would hold its output lock: the next run hung)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers), f"worker processes outlived a kill at {fraction:.0%}"
+        orphans_checked += bool(workers)
         proc.stdout.close()
         proc.stderr.close()
         assert report_is_complete(project / "reports"), f"incomplete report after a kill at {fraction:.0%} of a run"
-    assert kills >= 4
+    assert kills >= 4 and orphans_checked >= 1
     proc = cli_process(["report", "-q"], cwd=project)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     assert report_is_complete(project / "reports") and not leftovers(project)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from blinameta.report.labels import (
     symbols,
 )
 from blinameta.report.sof import primary_of, sof_rows
+from blinameta.report.studies import draw_rob_figures
 from blinameta.report.summary import row_anchor, study_rows, summarise
 
 __all__ = ["render_site", "environment"]
@@ -396,16 +398,65 @@ def control_survival(evidence: Evidence, spec: AnalysisSpec, summary: dict[str, 
 
 #: The jobs of the running :func:`_run_parallel`, read by the forked workers from their copy of
 #: the parent's memory (an evidence object and its memoised selections are not pickled per job).
-_FORKED_JOBS: list[tuple] = []
+_FORKED_JOBS: list[tuple[str, Callable[..., Any], tuple]] = []
+#: The key of the job that draws the risk-of-bias figures (the others are analysis ids).
+_ROB_JOB = "\0risk-of-bias figures"
 
 
-def _worker(index: int) -> dict[str, Any]:
-    return _fit_and_draw(*_FORKED_JOBS[index])
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, ask the kernel to kill this worker when the report process
+    dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``). A report killed with ``kill -9`` then leaves no
+    orphaned workers behind, which would hold its output lock (inherited at fork) and block the
+    next run, and write into a staging folder that the next run removes."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
-def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int, int], None] | None,
-                  total: int) -> dict[str, dict[str, Any]]:
-    """Fit and draw the analyses in ``workers`` forked processes.
+def _worker(index: int) -> Any:
+    # One job makes many short-lived objects (matplotlib artists, pandas frames) and few
+    # cycles: collect once after it rather than hundreds of times during it. The objects
+    # inherited from the parent are frozen, so the collection walks only the job's own.
+    gc.freeze()
+    gc.disable()
+    try:
+        _, fn, args = _FORKED_JOBS[index]
+        return fn(*args)
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def _run_jobs(jobs: list[tuple[str, Callable[..., Any], tuple]], progress: Callable[[str, int, int], None] | None,
+              total: int) -> dict[str, Any]:
+    """Run ``(key, function, args)`` jobs in up to ``BLINAMETA_JOBS`` worker processes (else
+    here); return key -> result. ``progress`` hears of the analyses (not of other jobs)."""
+    done: dict[str, Any] = {}
+    workers = _pool_size(len(jobs))
+    if workers > 1:
+        try:
+            done.update(_run_parallel(jobs, workers, progress, total))
+        except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish in this process
+            done.clear()
+    for key, fn, args in jobs:
+        if key in done:
+            continue
+        if progress is not None and key != _ROB_JOB:
+            progress(key, sum(k != _ROB_JOB for k in done), total)
+        done[key] = fn(*args)
+    return done
+
+
+def _run_parallel(jobs: list[tuple[str, Callable[..., Any], tuple]], workers: int,
+                  progress: Callable[[str, int, int], None] | None, total: int) -> dict[str, Any]:
+    """Run the jobs in ``workers`` forked processes.
 
     Fork, not spawn: the workers inherit the imported libraries (no second import of NumPy,
     SciPy, PyMC and matplotlib per worker), and a script that calls :func:`build_report` needs no
@@ -415,7 +466,7 @@ def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int,
     import warnings
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    done: dict[str, dict[str, Any]] = {}
+    done: dict[str, Any] = {}
     with warnings.catch_warnings():
         # Python 3.12 warns about fork in a process with threads (BLAS pools, a progress bar);
         # the workers never touch the objects those threads guard.
@@ -423,12 +474,13 @@ def _run_parallel(jobs: list[tuple], workers: int, progress: Callable[[str, int,
                                 category=DeprecationWarning)
         _FORKED_JOBS[:] = jobs
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-                futures = {pool.submit(_worker, i): job[1].id for i, job in enumerate(jobs)}
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                futures = {pool.submit(_worker, i): key for i, (key, _, _) in enumerate(jobs)}
                 for fut in as_completed(futures):
                     done[futures[fut]] = fut.result()
-                    if progress is not None:
-                        progress(futures[fut], len(done), total)
+                    if progress is not None and futures[fut] != _ROB_JOB:
+                        progress(futures[fut], sum(k != _ROB_JOB for k in done), total)
         finally:
             _FORKED_JOBS.clear()
     return done
@@ -478,22 +530,13 @@ def render_site(
     meta = {**meta, "generated": recorded["date"] if recorded else meta["generated"], "version": version}
     atomic_write_text(out / "style.css", files("blinameta").joinpath("templates/report/style.css").read_text(encoding="utf-8"))
     todo = [s for s in specs if s.id not in reuse]
-    done: dict[str, dict[str, Any]] = {}
     # largest analyses first, so that no worker is left with a long one at the end
     todo.sort(key=lambda s: -select(evidence, s).k)
-    jobs = [(evidence, s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup) for s in todo]
-    workers = _pool_size(len(jobs))
-    if workers > 1:
-        try:
-            done.update(_run_parallel(jobs, workers, progress, len(todo)))
-        except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish in this process
-            done.clear()
-    for job in jobs:
-        if job[1].id in done:
-            continue
-        if progress is not None:
-            progress(job[1].id, len(done), len(todo))
-        done[job[1].id] = _fit_and_draw(*job)
+    jobs = [(s.id, _fit_and_draw, (evidence, s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup))
+            for s in todo]
+    jobs.insert(min(1, len(jobs)), (_ROB_JOB, draw_rob_figures, (evidence, display, out)))
+    done = _run_jobs(jobs, progress, len(todo))
+    rob_figures = done.pop(_ROB_JOB)
     summaries = []
     for spec in specs:
         if spec.id in done:
@@ -506,17 +549,18 @@ def render_site(
     atomic_write_text(out / hist.HISTORY, json.dumps(hist.next_history(old_history, entry), indent=1, sort_keys=True,
                                                      ensure_ascii=False, allow_nan=False) + "\n")
     write_site_pages(evidence, specs, summaries, out, meta=meta, labels=labels, display=display, dup=dup,
-                     history={"version": version, "changes": hist.changes(previous, entry)}, env=env)
+                     history={"version": version, "changes": hist.changes(previous, entry)}, env=env,
+                     rob_figures=rob_figures)
     return [s.id for s in specs if s.id in done]
 
 
 def write_site_pages(evidence: Evidence, specs, summaries: list[dict[str, Any]], out: Path, *, meta: dict[str, Any],
                      labels: Labels, display: dict[str, str], dup: frozenset, history: dict[str, Any] | None,
-                     env: Environment) -> None:
+                     env: Environment, rob_figures: list[dict[str, str]] | None = None) -> None:
     """The pages that span analyses: index (summary of findings), evidence, methods, studies, flow."""
     from blinameta.report.downloads import write_downloads
     from blinameta.report.methods import methods_context
-    from blinameta.report.studies import flow_counts, studies_context
+    from blinameta.report.studies import draw_rob_figures, flow_counts, studies_context
 
     used_by: dict[str, list[dict[str, str]]] = {}
     for s in summaries:
@@ -540,7 +584,9 @@ def write_site_pages(evidence: Evidence, specs, summaries: list[dict[str, Any]],
         page_title="Evidence: every number and its quote", root="", review=evidence.review, **common, **ev))
     atomic_write_text(out / "methods.html", env.get_template("methods.html").render(
         page_title="Methods", root="", **common, **methods_context(evidence, specs, summaries, meta, labels)))
-    st = studies_context(evidence, summaries, labels, display, out)
+    if rob_figures is None:
+        rob_figures = draw_rob_figures(evidence, display, out)
+    st = studies_context(evidence, summaries, labels, display, rob_figures)
     atomic_write_text(out / "studies.html", env.get_template("studies.html").render(
         page_title="Studies: characteristics, risk of bias and flow", root="", **common, **st,
         flow=flow_counts(evidence, summaries, display, out)))

@@ -116,24 +116,33 @@ def _rob_rows(pub: Any) -> dict[str, Any] | None:
 
 
 def studies_context(evidence: Any, summaries: list[dict[str, Any]], labels: Labels, display: dict[str, str],
-                    out: Path) -> dict[str, Any]:
-    """Characteristics table rows and the risk-of-bias figures (drawn into ``out``)."""
-    from blinameta import plots
-
+                    rob_figures: list[dict[str, str]]) -> dict[str, Any]:
+    """Characteristics table rows, with the risk-of-bias figures drawn by :func:`draw_rob_figures`."""
     used: dict[str, list[str]] = {}
     for s in summaries:
         for sid in s.get("studies", []):
             used.setdefault(sid, []).append(s["id"])
     table = []
-    rob_by_tool: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for pub in sorted(evidence.publications, key=lambda p: (p.year, p.id)):
         row = {"id": pub.id, "label": display.get(pub.id, pub.id), "used": used.get(pub.id, []),
                **_characteristics(pub, labels)}
-        rob = _rob_rows(pub)
-        row["rob"] = rob
-        if rob is not None:
-            rob_by_tool.setdefault(rob["tool"], []).append((row["label"], rob))
+        row["rob"] = _rob_rows(pub)
         table.append(row)
+    return {"characteristics": table, "rob_figures": rob_figures, "rob_missing": [r["label"] for r in table
+                                                                                  if r["rob"] is None and r["used"]]}
+
+
+def draw_rob_figures(evidence: Any, display: dict[str, str], out: Path) -> list[dict[str, str]]:
+    """The risk-of-bias traffic-light and summary figures per tool (robvis layout), drawn into
+    ``out`` as SVG; return their names and labels. Independent of the analyses' results, so the
+    report draws them while the analyses are fitted."""
+    from blinameta import plots
+
+    rob_by_tool: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for pub in sorted(evidence.publications, key=lambda p: (p.year, p.id)):
+        rob = _rob_rows(pub)
+        if rob is not None:
+            rob_by_tool.setdefault(rob["tool"], []).append((display.get(pub.id, pub.id), rob))
     tools = getattr(evidence.review, "risk_of_bias_tools", None) or {}
     figures = []
     for tool, entries in sorted(rob_by_tool.items()):
@@ -149,8 +158,7 @@ def studies_context(evidence: Any, summaries: list[dict[str, Any]], labels: Labe
             plots.rob_summary(out / f"rob_{tool}_summary", names + ["Overall"], [e[1]["judgements"] for e in entries])
         figures.append({"tool": tool, "label": str(_get(tdef, "label", tool)), "reference": str(_get(tdef, "reference", "")),
                         "traffic": f"rob_{tool}_traffic", "summary": f"rob_{tool}_summary"})
-    return {"characteristics": table, "rob_figures": figures, "rob_missing": [r["label"] for r in table
-                                                                              if r["rob"] is None and r["used"]]}
+    return figures
 
 
 def flow_counts(evidence: Any, summaries: list[dict[str, Any]], display: dict[str, str], out: Path | None = None) -> dict[str, Any]:
