@@ -135,12 +135,29 @@ def test_new_publication_changes_exactly_the_analyses_that_include_it(project, t
     assert len(json.loads((root / "reports" / "history.json").read_text())["versions"]) == 3
 
 
-def test_forced_rebuild_of_the_same_version_changes_nothing(project, tmp_path, folder_digest):
+#: One analysis of each kind and every kind of figure: a proportion with subgroups, a
+#: meta-regression, posterior and shrinkage plots; a hazard ratio; a single randomized trial.
+FIGURE_KINDS = ("cr_overt", "hr_efs", "rr_mrd_response")
+
+
+@pytest.fixture(scope="module")
+def small_project(tmp_path_factory) -> Path:
+    """evidence/ with the models of :data:`FIGURE_KINDS` and their report."""
+    root = tmp_path_factory.mktemp("small")
+    shutil.copytree(ROOT / "evidence", root / "evidence")
+    (root / "models").mkdir()
+    for name in FIGURE_KINDS:
+        shutil.copy(ROOT / "models" / f"{name}.yaml", root / "models" / f"{name}.yaml")
+    build_report(root / "evidence", root / "models", root / "reports")
+    return root
+
+
+def test_forced_rebuild_of_the_same_version_changes_nothing(small_project, tmp_path, folder_digest):
     root = tmp_path / "p"
-    shutil.copytree(project, root)
-    build_report(root / "evidence", root / "models", root / "reports", force=True)  # fingerprints of this folder
+    shutil.copytree(small_project, root)
     before = folder_digest(root / "reports")
-    build_report(root / "evidence", root / "models", root / "reports", force=True)
+    summary = build_report(root / "evidence", root / "models", root / "reports", force=True)
+    assert sorted(summary.rebuilt) == sorted(FIGURE_KINDS)
     assert folder_digest(root / "reports") == before
     assert len(json.loads((root / "reports" / "history.json").read_text())["versions"]) == 1
 
@@ -160,10 +177,12 @@ def test_failed_run_leaves_the_previous_report_intact(project, tmp_path, monkeyp
     assert not list(root.glob(".reports.*"))
 
 
-def test_report_never_modifies_evidence_or_models(project, folder_digest):
-    before = folder_digest(project / "evidence"), folder_digest(project / "models")
-    build_report(project / "evidence", project / "models", project / "reports", force=True)
-    assert (folder_digest(project / "evidence"), folder_digest(project / "models")) == before
+def test_report_never_modifies_evidence_or_models(small_project, tmp_path, folder_digest):
+    root = tmp_path / "p"
+    shutil.copytree(small_project, root)
+    before = folder_digest(root / "evidence"), folder_digest(root / "models")
+    build_report(root / "evidence", root / "models", root / "reports", force=True)
+    assert (folder_digest(root / "evidence"), folder_digest(root / "models")) == before
 
 
 def test_report_refuses_to_write_into_evidence(project):
