@@ -44,6 +44,9 @@ __all__ = [
     "build_model",
     "design_matrix",
     "draw_theta",
+    "marginal_gh_nodes",
+    "model_data",
+    "model_structure",
     "normal_normal",
 ]
 
@@ -353,29 +356,57 @@ def normal_normal(
     )
 
 
+def marginal_gh_nodes(events, total) -> int:
+    """Number of Gauss-Hermite nodes of the marginal binomial-normal likelihood for these counts.
+
+    :data:`MARGINAL_GH_NODES` ``[1]`` if any study has at most one event or at most one
+    non-event (its integrand is close to a half-plateau), else ``[0]``. The data enter the
+    compiled model only through this choice, so it is part of :func:`model_structure`.
+    """
+    x = np.asarray(events, dtype=float)
+    n = np.asarray(total, dtype=float)
+    extreme = bool(np.any((x <= 1) | (x >= n - 1)))
+    return MARGINAL_GH_NODES[1] if extreme else MARGINAL_GH_NODES[0]
+
+
 def binomial_log_marginal_pt(events, total, eta0, tau, *, n_gh: int | None = None):
     """PyTensor graph of ``sum_i log int Bin(x_i | n_i, invlogit(t)) N(t | eta0_i, tau^2) dt``.
 
-    Adaptive Gauss-Hermite quadrature (Liu & Pierce 1994), as
+    Adaptive Gauss-Hermite quadrature (Liu & Pierce 1994, *Biometrika* 81:624), as
     :func:`blinameta.bayes.exact.binomial_log_marginal`: centred at the mode of the integrand
     (fixed number of Newton steps from the precision-weighted mean of ``eta0_i`` and the
     empirical logit, so the graph is differentiable) and scaled by its curvature. Binomial
     coefficients are left out (constant).
+
+    Parameters
+    ----------
+    events, total : array_like or pytensor variable
+        Counts per study; symbolic (e.g. ``pm.Data``) so that one compiled graph serves any
+        counts of the same length.
+    eta0 : pytensor variable
+        Centre of each study's random effect, shape ``(k,)``.
+    tau : pytensor variable
+        Between-study standard deviation.
+    n_gh : int, optional
+        Number of nodes; required when the counts are symbolic, else
+        :func:`marginal_gh_nodes` of the counts.
     """
     import pymc as pm
     import pytensor.tensor as pt
     from numpy.polynomial.hermite import hermgauss
     from pytensor.gradient import disconnected_grad
+    from pytensor.graph.basic import Variable
 
-    x = np.asarray(events, dtype=float)
-    n = np.asarray(total, dtype=float)
     if n_gh is None:
-        extreme = bool(np.any((x <= 1) | (x >= n - 1)))
-        n_gh = MARGINAL_GH_NODES[1] if extreme else MARGINAL_GH_NODES[0]
+        if isinstance(events, Variable) or isinstance(total, Variable):
+            raise ValueError("n_gh is required with symbolic counts (see marginal_gh_nodes)")
+        n_gh = marginal_gh_nodes(events, total)
+    x = pt.as_tensor_variable(events).astype("float64")
+    n = pt.as_tensor_variable(total).astype("float64")
     t, w = hermgauss(n_gh)
     tau = pt.maximum(tau, 1e-8)  # tau = |u| can be ~0; the likelihood is flat there
     prec = 1.0 / tau**2
-    th_hat = np.log((x + 0.5) / (n - x + 0.5))
+    th_hat = pt.log((x + 0.5) / (n - x + 0.5))
     p_hat = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
     m = (eta0 * prec + th_hat / p_hat) / (prec + 1.0 / p_hat)
     for _ in range(_MARGINAL_NEWTON):
@@ -449,6 +480,55 @@ def draw_theta(spec: ModelSpec, mu, tau, beta=None, *, seed: int = 0, n_proposal
     return np.take_along_axis(cand, idx[..., None], axis=-1)[..., 0]
 
 
+def model_data(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The values of the shared data (``pm.Data``) of :func:`build_model`, by name.
+
+    ``events_data`` and ``total_data`` (int64) for the binomial-normal model, ``yi_data`` and
+    ``vi_data`` for the normal-normal model, and the design matrix ``x`` with moderators. A
+    compiled model of one spec serves another of the same :func:`model_structure` once these
+    are replaced (``pm.set_data``, nutpie's ``CompiledPyMCModel.with_data``).
+    """
+    if spec.kind == "binomial_normal":
+        data = {"events_data": np.asarray(spec.events, dtype=np.int64),
+                "total_data": np.asarray(spec.total, dtype=np.int64)}
+    else:
+        data = {"yi_data": np.asarray(spec.yi, dtype=float),
+                "vi_data": np.asarray(spec.vi, dtype=float)}
+    if spec.has_mods:
+        data["x"] = spec.design()
+    return data
+
+
+def model_structure(spec: ModelSpec, parameterization: str = "marginal") -> tuple:
+    """Everything that shapes the graph of :func:`build_model` except the data values.
+
+    Two specs with equal keys give models that differ only in :func:`model_data`: the model
+    kind, the parameterization, the study labels (coordinates, hence also the number of
+    studies), the coefficient names, the priors (family and exact parameters; the coefficient
+    prior only with moderators) and, for the marginal binomial-normal model, the number of
+    Gauss-Hermite nodes (:func:`marginal_gh_nodes`).
+    """
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
+    n_gh = None
+    if spec.kind == "binomial_normal" and parameterization == "marginal":
+        n_gh = marginal_gh_nodes(spec.events, spec.total)
+
+    def prior(p: Prior) -> tuple:
+        return (p.family, tuple(float(v) for v in p.params))
+
+    return (
+        spec.kind,
+        parameterization,
+        tuple(spec.study),
+        tuple(spec.coef_names),
+        prior(spec.prior_mu),
+        prior(spec.prior_tau),
+        prior(spec.prior_coef) if spec.has_mods else None,
+        n_gh,
+    )
+
+
 def build_model(spec: ModelSpec, *, parameterization: str = "marginal"):
     """Build the PyMC model of ``spec``.
 
@@ -474,16 +554,21 @@ def build_model(spec: ModelSpec, *, parameterization: str = "marginal"):
     pymc.Model
         Free variables ``mu``, ``tau``, ``beta`` (dims ``coef``) with moderators, and ``z``
         (non-centred) or ``theta`` (centred) with dims ``study``; deterministic ``theta``
-        when non-centred.
+        when non-centred. The data are shared (``pm.Data``, names in :func:`model_data`), so
+        the compiled model serves any data of the same :func:`model_structure`.
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
     coords = {"study": list(spec.study)}
     if spec.has_mods:
         coords["coef"] = list(spec.coef_names)
+    values = model_data(spec)
     with pm.Model(coords=coords) as model:
+        data = {name: pm.Data(name, value, dims=("study", "coef") if name == "x" else "study")
+                for name, value in values.items()}
         mu = spec.prior_mu.to_pymc("mu")
         if parameterization == "marginal":
             # tau = |u| with the symmetric extension of its prior (see symmetric_pymc)
@@ -493,20 +578,17 @@ def build_model(spec: ModelSpec, *, parameterization: str = "marginal"):
         centre = mu
         if spec.has_mods:
             beta = spec.prior_coef.to_pymc("beta", dims="coef")
-            x = pm.Data("x", spec.design(), dims=("study", "coef"))
-            centre = mu + pm.math.dot(x, beta)
+            centre = mu + pm.math.dot(data["x"], beta)
         if parameterization == "marginal":
             if not spec.has_mods:
-                import pytensor.tensor as pt
-
                 centre = pt.ones(spec.n_studies) * mu
             if spec.kind == "binomial_normal":
-                pm.Potential("events", binomial_log_marginal_pt(spec.events, spec.total, centre, tau))
+                n_gh = marginal_gh_nodes(spec.events, spec.total)
+                pm.Potential("events", binomial_log_marginal_pt(
+                    data["events_data"], data["total_data"], centre, tau, n_gh=n_gh))
             else:
-                import pytensor.tensor as pt
-
-                pm.Normal("yi", mu=centre, sigma=pt.sqrt(np.asarray(spec.vi) + tau**2),
-                          observed=np.asarray(spec.yi), dims="study")
+                pm.Normal("yi", mu=centre, sigma=pt.sqrt(data["vi_data"] + tau**2),
+                          observed=data["yi_data"], dims="study")
             return model
         if parameterization == "non_centered":
             z = pm.Normal("z", 0.0, 1.0, dims="study")
@@ -514,19 +596,9 @@ def build_model(spec: ModelSpec, *, parameterization: str = "marginal"):
         else:
             theta = pm.Normal("theta", centre, tau, dims="study")
         if spec.kind == "binomial_normal":
-            pm.Binomial(
-                "events",
-                n=np.asarray(spec.total),
-                logit_p=theta,
-                observed=np.asarray(spec.events),
-                dims="study",
-            )
+            pm.Binomial("events", n=data["total_data"], logit_p=theta,
+                        observed=data["events_data"], dims="study")
         else:
-            pm.Normal(
-                "yi",
-                mu=theta,
-                sigma=np.sqrt(np.asarray(spec.vi)),
-                observed=np.asarray(spec.yi),
-                dims="study",
-            )
+            pm.Normal("yi", mu=theta, sigma=pt.sqrt(data["vi_data"]),
+                      observed=data["yi_data"], dims="study")
     return model
