@@ -281,6 +281,143 @@ def test_diagnostics_ignore_warnings():
         fit(binomial_normal(*CR), cache=False, seed=11, draws=1000)
 
 
+#: Six studies with no extreme count, as CR (same number of Gauss-Hermite nodes), other data.
+CR_OTHER = ([10, 22, 31, 15, 38, 12], [25, 60, 45, 30, 100, 20])
+SMALL_RUN = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 17,
+             "target_accept": 0.9, "max_treedepth": 10}
+
+
+def _posterior_values(idata) -> dict[str, np.ndarray]:
+    post = idata["posterior"].dataset
+    return {name: post[name].values for name in post.data_vars}
+
+
+class _NotCompiled:
+    """Stands in for a nutpie compiled model where only the reuse decision is tested."""
+
+    def with_data(self, **data):
+        return self
+
+
+def _count_compiles(monkeypatch, *, compile: bool = True) -> list:
+    """Empty the compiled-model cache for this test and record each nutpie compilation."""
+    import nutpie
+
+    compiled = []
+    real = nutpie.compile_pymc_model
+
+    def counting(model, **kwargs):
+        compiled.append(model)
+        return real(model, **kwargs) if compile else _NotCompiled()
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", counting)
+    monkeypatch.setattr(fit_module, "_COMPILED", type(fit_module._COMPILED)())
+    return compiled
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "parameterization"),
+    [
+        (binomial_normal(*CR), binomial_normal(*CR_OTHER), "marginal"),
+        (normal_normal([-0.51, -0.22, -0.69, 0.10, -0.36], [0.09, 0.05, 0.16, 0.12, 0.04]),
+         normal_normal([0.3, -0.1, 0.2, 0.5, 0.0], [0.2, 0.03, 0.1, 0.08, 0.3]), "non_centered"),
+        # centred with a coefficient prior of mean 0.5: the initial point of theta (mu + x'beta
+        # at the prior means) depends on the design matrix, which must follow the new data
+        (binomial_normal(*CR, mods={"dose": [1, 2, 3, 1, 2, 3]}, prior_coef="normal:0.5:1"),
+         binomial_normal(*CR_OTHER, mods={"dose": [3, 1, 2, 2, 1, 1]},
+                         prior_coef="normal:0.5:1"), "centered"),
+    ],
+    ids=["binomial-marginal", "normal-noncentred", "binomial-centred-mods"],
+)
+def test_reused_compiled_model_gives_the_draws_of_a_fresh_compile(
+    monkeypatch, first, second, parameterization
+):
+    from blinameta.bayes.fit import _sample
+
+    compiled = _count_compiles(monkeypatch)
+    kw = {"parameterization": parameterization, "sampler": "nutpie", **SMALL_RUN}
+    _sample(first, **kw)
+    reused = _sample(second, **kw)
+    assert len(compiled) == 1  # the second fit reused the first one's compiled model
+    fit_module._COMPILED.clear()
+    fresh = _sample(second, **kw)
+    assert len(compiled) == 2
+    a, b = _posterior_values(reused), _posterior_values(fresh)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for group in ("constant_data", "observed_data"):
+        one, two = reused[group].dataset, fresh[group].dataset
+        assert one.keys() == two.keys()
+        for name in one.data_vars:
+            np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
+    data = reused["constant_data"].dataset
+    if second.kind == "binomial_normal":
+        np.testing.assert_array_equal(data["events_data"].values, second.events)
+    else:
+        np.testing.assert_array_equal(data["vi_data"].values, second.vi)
+
+
+def test_nutpie_path_gives_the_draws_of_pm_sample():
+    # _sample calls nutpie directly (to reuse compiled models) the way pm.sample does
+    import pymc as pm
+
+    from blinameta.bayes.fit import _sample
+    from blinameta.bayes.models import build_model
+
+    spec = binomial_normal(*CR)
+    ours = _sample(spec, parameterization="non_centered", sampler="nutpie", **SMALL_RUN)
+    run = dict(SMALL_RUN)
+    with fit_module._quiet():
+        theirs = pm.sample(
+            model=build_model(spec, parameterization="non_centered"), nuts_sampler="nutpie",
+            draws=run["draws"], tune=run["tune"], chains=run["chains"], cores=run["cores"],
+            random_seed=run["seed"], progressbar=False, quiet=True,
+            nuts={"target_accept": run["target_accept"], "max_treedepth": run["max_treedepth"]},
+            compute_convergence_checks=False,
+        )
+    a, b = _posterior_values(ours), _posterior_values(theirs)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert ours.children.keys() == theirs.children.keys()
+
+
+def test_compiled_models_are_reused_only_for_the_same_structure(monkeypatch):
+    from blinameta.bayes.models import model_structure
+
+    compiled = _count_compiles(monkeypatch, compile=False)
+    base = binomial_normal(*CR)
+    fit_module._compiled_model(base, "marginal")
+    fit_module._compiled_model(binomial_normal(*CR_OTHER), "marginal")
+    assert len(compiled) == 1
+    others = [
+        (binomial_normal(CR[0][:5], CR[1][:5]), "marginal"),  # other k
+        (binomial_normal(*CR, prior_tau="half_normal:1"), "marginal"),  # other prior
+        (binomial_normal(*CR, prior_mu="normal:0:1.5000001"), "marginal"),  # exact parameters
+        (binomial_normal(*CR, study=list("ABCDEF")), "marginal"),  # other labels (coords)
+        (binomial_normal(*ZERO), "marginal"),  # extreme counts: more quadrature nodes
+        (base, "non_centered"),
+        (binomial_normal(*CR, mods={"dose": [1, 2, 3, 1, 2, 3]}), "marginal"),
+    ]
+    keys = {model_structure(base, "marginal")}
+    for spec, par in others:
+        count = len(compiled)
+        fit_module._compiled_model(spec, par)
+        assert len(compiled) == count + 1, (spec, par)
+        keys.add(model_structure(spec, par))
+    assert len(keys) == len(others) + 1
+    # least recently used out
+    monkeypatch.setattr(fit_module, "COMPILED_CACHE_SIZE", 3)
+    fit_module._compiled_model(base, "marginal")
+    assert len(compiled) == len(others) + 1  # still held: a hit, now the most recent
+    fit_module._compiled_model(binomial_normal(*CR, prior_tau="half_cauchy:0.5"), "marginal")
+    assert list(fit_module._COMPILED) == [
+        model_structure(*others[-1]), model_structure(base, "marginal"),
+        model_structure(binomial_normal(*CR, prior_tau="half_cauchy:0.5"), "marginal"),
+    ]
+
+
 @pytest.mark.slow
 def test_simulation_based_calibration_of_nuts():
     # Talts et al. (2018): rank of the true mu and tau among 99 thinned posterior draws is

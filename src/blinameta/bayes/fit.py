@@ -22,6 +22,13 @@ conditional posterior. The non-centred model, and a marginal model sampled on ``
 ``log tau``, but the middle of the sampled space in ``u`` (measurements in the docstring of
 ``tests/test_bayes_tails.py``).
 
+Compiled models are reused within a process: nutpie's numba compilation takes seconds and
+sampling these small models a fraction of a second, and the models keep their data in shared
+variables, so a model of the same structure (kind, studies, moderators, priors,
+parameterisation, quadrature nodes; :func:`~blinameta.bayes.models.model_structure`) is only
+given the new data. Reused or fresh, the same data and seed give the same draws, those of
+``pm.sample(nuts_sampler="nutpie")``.
+
 Why ``target_accept=0.99`` by default: it was chosen for the non-centred model, whose narrow
 neck at small ``tau`` needed it; for the marginal model (two or three parameters) it costs
 little and is kept.
@@ -34,13 +41,21 @@ import logging
 import os
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import numpy as np
 
 from blinameta.bayes import cache as _cache
-from blinameta.bayes.models import ModelSpec, build_model, draw_theta
+from blinameta.bayes.models import (
+    ModelSpec,
+    build_model,
+    draw_theta,
+    model_data,
+    model_structure,
+)
 from blinameta.errors import UserError
 from blinameta.bayes.results import (
     DEFAULT_THRESHOLDS,
@@ -177,32 +192,111 @@ def _free_names(spec: ModelSpec, parameterization: str) -> list[str]:
     return names
 
 
-def _sample(spec, *, parameterization, sampler, draws, tune, chains, cores, seed,
-            target_accept, max_treedepth):
+#: Compiled nutpie models kept in this process, most recently used last:
+#: :func:`~blinameta.bayes.models.model_structure` -> (PyMC model, nutpie compiled model).
+_COMPILED: OrderedDict[tuple, tuple] = OrderedDict()
+#: How many compiled models :data:`_COMPILED` keeps.
+COMPILED_CACHE_SIZE = 8
+
+
+def _compiled_model(spec: ModelSpec, parameterization: str):
+    """The PyMC model of ``spec`` and its nutpie compilation, reused across data.
+
+    Compiling (numba) takes seconds, sampling a few hundred milliseconds; models of the same
+    :func:`~blinameta.bayes.models.model_structure` differ only in their shared data, so a
+    compiled model is kept (least recently used out, :data:`COMPILED_CACHE_SIZE` of them) and
+    given the new data: ``pm.set_data`` on the PyMC model (its initial-point function and the
+    ``constant_data``/``observed_data`` groups read it) and ``with_data`` on the compiled one
+    (the log density and the deterministics read their own copy).
+    """
+    import nutpie
     import pymc as pm
 
+    key = model_structure(spec, parameterization)
+    data = model_data(spec)
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        model, compiled = _COMPILED[key]
+        pm.set_data(data, model=model)
+        return model, compiled.with_data(**data)
     model = build_model(spec, parameterization=parameterization)
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    _COMPILED[key] = (model, compiled)
+    while len(_COMPILED) > COMPILED_CACHE_SIZE:
+        _COMPILED.popitem(last=False)
+    return model, compiled
+
+
+def _sample_nutpie(spec, *, parameterization, draws, tune, chains, cores, seed, target_accept,
+                   max_treedepth):
+    """``pm.sample(nuts_sampler="nutpie", ...)`` on a reused compiled model.
+
+    Follows ``pymc.sampling.mcmc._sample_external_nuts`` (PyMC 6.4): the nutpie seed is
+    the first of ``pm.sample``'s per-chain seeds, ``tune=0`` becomes 1, at most ``chains``
+    cores, tuning draws discarded, and ``patch_nutpie_idata`` adds the data groups and the
+    sampling time, so the draws are those of ``pm.sample`` on the same model.
+    """
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+
+    model, compiled = _compiled_model(spec, parameterization)
+    chain_seeds = [rng.integers(2**30) for rng in np.random.default_rng(seed).spawn(chains)]
+    start = time.time()
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=max(int(tune), 1),
+        chains=chains,
+        cores=min(cores, chains),
+        seed=int(chain_seeds[0]),
+        save_warmup=False,
+        store_unconstrained=False,
+        progress_bar=False,
+        target_accept=target_accept,
+        maxdepth=max_treedepth,
+    )
+    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
+    return idata
+
+
+@contextmanager
+def _quiet():
+    """PyMC's log messages below ERROR and all warnings silenced (the gate reports instead)."""
     logger = logging.getLogger("pymc")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _sample(spec, *, parameterization, sampler, draws, tune, chains, cores, seed,
+            target_accept, max_treedepth):
+    import pymc as pm
+
+    with _quiet():
+        if sampler == "nutpie":
+            idata = _sample_nutpie(
+                spec, parameterization=parameterization, draws=draws, tune=tune,
+                chains=chains, cores=cores, seed=seed, target_accept=target_accept,
+                max_treedepth=max_treedepth)
+        else:
             idata = pm.sample(
                 draws=draws,
                 tune=tune,
                 chains=chains,
                 cores=cores,
                 random_seed=seed,
-                model=model,
+                model=build_model(spec, parameterization=parameterization),
                 nuts_sampler=sampler,
                 nuts={"target_accept": target_accept, "max_treedepth": max_treedepth},
                 progressbar=False,
                 quiet=True,
                 compute_convergence_checks=False,
             )
-    finally:
-        logger.setLevel(level)
     if parameterization == "marginal":
         post = idata["posterior"].dataset
         beta = post["beta"].values if spec.has_mods else None
