@@ -1,6 +1,6 @@
 """Timings of the Bayesian engine: exact path, cold NUTS (PyMC's and nutpie's), cached load.
 
-Run from the repository root::
+Run from the repository root (optionally only some: ``exact mcmc sequence reuse cache``)::
 
     .venv/bin/python benchmarks/bench_bayes.py
 
@@ -133,6 +133,32 @@ def bench_sequence() -> None:
         print(f"{sampler:6s} four different models in one process: {shown} s; total {total:.1f} s")
 
 
+_REUSE = r"""
+import json, time
+from blinameta.bayes import binomial_normal, fit
+specs = [
+    ("CR, first fit (compiles)", binomial_normal([12, 30, 27, 19, 41, 9], [20, 70, 39, 33, 110, 14])),
+    ("other counts, same structure", binomial_normal([10, 22, 31, 15, 38, 12], [25, 60, 45, 30, 100, 20])),
+    ("CR again, other seed", binomial_normal([12, 30, 27, 19, 41, 9], [20, 70, 39, 33, 110, 14])),
+    ("zero events (more quadrature nodes: compiles)", binomial_normal([0, 1, 5, 8, 3, 2], [12, 15, 30, 25, 20, 18])),
+]
+out = []
+for i, (label, spec) in enumerate(specs):
+    s = time.perf_counter()
+    fit(spec, cache=False, seed=i + 1)
+    out.append([label, time.perf_counter() - s])
+print(json.dumps(out))
+"""
+
+
+def bench_reuse() -> None:
+    """nutpie fits in one process: a compiled model is reused for data of the same structure."""
+    out = subprocess.run([sys.executable, "-c", _REUSE], capture_output=True, text=True,
+                         check=True)
+    for label, seconds in json.loads(out.stdout.strip().splitlines()[-1]):
+        print(f"nutpie, one process: {label}: {seconds:.2f} s")
+
+
 def bench_cache() -> None:
     with tempfile.TemporaryDirectory() as compiledir, tempfile.TemporaryDirectory() as cd:
         _child("nutpie", "cache", cd, "no", compiledir)
@@ -158,9 +184,11 @@ def bench_cache() -> None:
     print(f"cached fit (same process, repeated): median {statistics.median(times) * 1e3:.0f} ms")
 
 
+BENCHES = {"exact": bench_exact, "mcmc": bench_mcmc, "sequence": bench_sequence,
+           "reuse": bench_reuse, "cache": bench_cache}
+
 if __name__ == "__main__":
+    # optional arguments: the names of the benchmarks to run (default all)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    bench_exact()
-    bench_mcmc()
-    bench_sequence()
-    bench_cache()
+    for name in sys.argv[1:] or BENCHES:
+        BENCHES[name]()
