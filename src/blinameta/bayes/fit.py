@@ -207,7 +207,8 @@ def _compiled_model(spec: ModelSpec, parameterization: str):
     compiled model is kept (least recently used out, :data:`COMPILED_CACHE_SIZE` of them) and
     given the new data: ``pm.set_data`` on the PyMC model (its initial-point function and the
     ``constant_data``/``observed_data`` groups read it) and ``with_data`` on the compiled one
-    (the log density and the deterministics read their own copy).
+    (the log density and the deterministics read their own copy). Not thread-safe (the cached
+    PyMC model's data are replaced in place); processes, forked or not, have their own cache.
     """
     import nutpie
     import pymc as pm
