@@ -91,3 +91,27 @@ def test_changelog_lists_added_removed_changed_and_moved_estimates():
     assert o["changed"] and o["old"].startswith("50.0%") and o["new"].startswith("55.0%")
     assert (o["old_certainty"], o["new_certainty"]) == ("low", "moderate")
     assert changes(None, new) is None
+
+
+def test_rob2_figures_have_one_row_per_judged_result():
+    """RoB 2 judges a result, not a trial (Sterne et al. BMJ 2019): the traffic light has a row
+    per result, labelled with its outcomes, each with that result's own judgements."""
+    from pathlib import Path
+
+    from blinameta.evidence.loader import load_evidence
+    from blinameta.report.labels import Labels
+    from blinameta.report.studies import _rob_figure_rows
+
+    evidence = load_evidence(Path(__file__).parent.parent / "evidence")
+    pub = evidence.publication("locatelli2021")
+    rows = _rob_figure_rows(pub, Labels(evidence.review))
+    results = pub.risk_of_bias.results
+    assert len(rows) == len(results) >= 2
+    for number, ((suffix, row), result) in enumerate(zip(rows, results), start=1):
+        assert suffix == f", result {number}"
+        assert row["outcomes"] == ", ".join(Labels(evidence.review).outcome(code) for code in result.outcomes)
+        assert row["judgements"][-1] == result.overall
+        assert row["judgements"][:-1] == [i.judgement for i in result.items]  # RoB 2 judgements are the categories
+    # a tool judged per study keeps one row
+    single = next(p for p in evidence.publications if p.risk_of_bias is not None and not p.risk_of_bias.results)
+    assert len(_rob_figure_rows(single, Labels(evidence.review))) == 1

@@ -99,6 +99,31 @@ def _characteristics(pub: Any, labels: Labels) -> dict[str, str]:
     }
 
 
+def _rob_figure_rows(pub: Any, labels: Labels) -> list[tuple[str, dict[str, Any]]]:
+    """The rows of the risk-of-bias figures for one publication: one per judged result for a
+    tool judged per result (RoB 2, Sterne et al. BMJ 2019;366:l4898: "the assessment is specific
+    to a single result"; robvis draws one row per result), labelled "result n" (its outcomes are
+    listed in the table under the figure); else one."""
+    rob = getattr(pub, "risk_of_bias", None)
+    if rob is None:
+        return []
+    results = list(_get(rob, "results", []) or [])
+    if not results:
+        return [("", _rob_rows(pub))]
+    tool = str(_get(rob, "tool", ""))
+    cats = _ROB_CATEGORY.get(tool, {})
+    rows = []
+    for number, result in enumerate(results, start=1):
+        items = list(_get(result, "items", []) or [])
+        rows.append((f", result {number}", {
+            "tool": tool, "domains": [str(_get(i, "item")) for i in items],
+            "judgements": [cats.get(str(_get(i, "judgement")), "no_information") for i in items]
+            + [_OVERALL.get(str(_get(result, "overall")), "no_information")],
+            "result": number, "outcomes": ", ".join(labels.outcome(c) for c in _get(result, "outcomes", []) or []),
+            "overall": str(_get(result, "overall", "")), "overall_reason": clean_quote(_get(result, "overall_reason", ""))}))
+    return rows
+
+
 def _rob_rows(pub: Any) -> dict[str, Any] | None:
     rob = getattr(pub, "risk_of_bias", None)
     if rob is None:
@@ -138,11 +163,13 @@ def draw_rob_figures(evidence: Any, display: dict[str, str], out: Path) -> list[
     report draws them while the analyses are fitted."""
     from blinameta import plots
 
+    from blinameta.report.labels import Labels
+
+    labels = Labels(evidence.review)
     rob_by_tool: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for pub in sorted(evidence.publications, key=lambda p: (p.year, p.id)):
-        rob = _rob_rows(pub)
-        if rob is not None:
-            rob_by_tool.setdefault(rob["tool"], []).append((display.get(pub.id, pub.id), rob))
+        for suffix, rob in _rob_figure_rows(pub, labels):
+            rob_by_tool.setdefault(rob["tool"], []).append((display.get(pub.id, pub.id) + suffix, rob))
     tools = getattr(evidence.review, "risk_of_bias_tools", None) or {}
     figures = []
     for tool, entries in sorted(rob_by_tool.items()):
@@ -157,7 +184,10 @@ def draw_rob_figures(evidence: Any, display: dict[str, str], out: Path) -> list[
                                     [e[1]["judgements"] for e in entries], domain_names=names + ["Overall judgement"])
             plots.rob_summary(out / f"rob_{tool}_summary", names + ["Overall"], [e[1]["judgements"] for e in entries])
         figures.append({"tool": tool, "label": str(_get(tdef, "label", tool)), "reference": str(_get(tdef, "reference", "")),
-                        "traffic": f"rob_{tool}_traffic", "summary": f"rob_{tool}_summary"})
+                        "traffic": f"rob_{tool}_traffic", "summary": f"rob_{tool}_summary",
+                        "unit": "result" if any("result" in e[1] for e in entries) else "study",
+                        "results": [{"label": e[0], "outcomes": e[1]["outcomes"], "overall": e[1]["overall"],
+                                     "reason": e[1]["overall_reason"]} for e in entries if "result" in e[1]]})
     return figures
 
 
