@@ -46,7 +46,8 @@ SUBGROUP_RULES = (
      "references": ["Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, section 10.11",
                     "Borenstein M, Higgins JPT. Meta-analysis and subgroups. Prev Sci 2013;14:134-43"]},
     {"id": "small_study", "title": "Small-study effects",
-     "text": "Tests for funnel-plot asymmetry are run only with at least ten studies. For proportions we use "
+     "text": "Tests for funnel-plot asymmetry are run, and the funnel plot drawn, only with at least ten studies. "
+             "For proportions we use "
              "Peters' test (regression on the inverse of the sample size), because Egger's test on logit "
              "proportions is biased: a logit's standard error depends on the proportion itself.",
      "references": ["Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, section 13.3.5.4",

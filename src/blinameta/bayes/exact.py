@@ -407,7 +407,7 @@ def fit_exact(
         "tau_max": float(grid.tau[-1]),
         "seconds": time.perf_counter() - start,
     }
-    return BayesResult(method="exact", spec=spec, settings=settings, **fields)
+    return BayesResult(method="exact", spec=spec, settings=settings, grid=grid, **fields)
 
 
 def _fine(grid: PosteriorGrid, refine: int):

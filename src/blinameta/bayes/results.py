@@ -217,6 +217,8 @@ class BayesResult(BayesPresentation):
         Warnings and labels to show with the result.
     idata : xarray.DataTree or None
         ArviZ inference data (sampling path only).
+    grid : PosteriorGrid or None
+        The evaluated posterior grid (exact path only), e.g. for density plots.
     """
 
     method: str
@@ -236,6 +238,7 @@ class BayesResult(BayesPresentation):
     from_cache: bool = False
     notes: tuple[str, ...] = ()
     idata: Any = field(default=None, repr=False, compare=False)
+    grid: Any = field(default=None, repr=False, compare=False)
     prob_mu_negative: float | None = None
     prob_new_negative: float | None = None
 
