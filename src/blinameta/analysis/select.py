@@ -210,6 +210,19 @@ def _hazard_rows(evidence: Evidence, spec: AnalysisSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _outcome_rows(evidence: Evidence, readings: str, outcome: str, counts: bool) -> pd.DataFrame:
+    """The tidy rows of one outcome (with ``counts``, only rows with events and total: never a
+    survival row), computed once per evidence object; not to be modified."""
+    def rows() -> pd.DataFrame:
+        table = tidy(evidence, readings=readings)
+        table = table[table.outcome == outcome]
+        if not table.empty and counts:
+            table = table[table.events.notna() & table.total.notna()]
+        return table
+
+    return evidence.memo(("outcome rows", readings, outcome, counts), rows)
+
+
 def _risk_ratio_rows(table: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
     """One candidate row per pair of arms of a trial with the same time point and denominator."""
     arms = table[(table.cohort_kind == "arm") & (table.outcome == spec.outcome)]
@@ -300,13 +313,10 @@ def _select(evidence: Evidence, spec: AnalysisSpec, readings: str, exclude_deriv
     if spec.kind == "hazard_ratio":
         table = _hazard_rows(evidence, spec)
     else:
-        table = tidy(evidence, readings=readings)
         if spec.kind == "risk_ratio":
-            table = _risk_ratio_rows(table, spec)
+            table = _risk_ratio_rows(tidy(evidence, readings=readings), spec)
         else:
-            table = table[table.outcome == spec.outcome]
-        if not table.empty and spec.kind == "proportion":
-            table = table[table.events.notna() & table.total.notna()]  # never a survival row
+            table = _outcome_rows(evidence, readings, spec.outcome, spec.kind == "proportion")
     what = (f"no hazard ratio for {', '.join(spec.endpoints or [spec.outcome])}" if spec.kind == "hazard_ratio"
             else f"no randomized {spec.treatment} vs {spec.control} counts for {spec.outcome}"
             if spec.kind == "risk_ratio" else f"reports no {spec.outcome} data")
@@ -316,7 +326,8 @@ def _select(evidence: Evidence, spec: AnalysisSpec, readings: str, exclude_deriv
             excluded.append(Excluded(pid, what, "no_data"))
     if table.empty:
         return Selection(spec, table, tuple(sorted(excluded, key=lambda e: e.study_id)), readings)
-    table = table[~table.study_id.isin(manual)]
+    if manual:
+        table = table[~table.study_id.isin(manual)]
 
     candidates = []
     notes: list[str] = []

@@ -234,6 +234,18 @@ def build_report(
             ids = tuple(seen["analyses"])
             return ReportSummary(out_dir, ids, (), ids, True, time.perf_counter() - start, ())
     evidence = load_evidence_or_fail(evidence_dir)
+    from blinameta.report.render import worker_pool
+
+    # the workers start now and import what they need while this process goes on
+    with worker_pool(evidence) as pool:
+        return _build(evidence, evidence_dir, models_dir, given_out, out_dir, force, progress, sources_dir, pool, start,
+                      quick_key)
+
+
+def _build(evidence: Evidence, evidence_dir: Path, models_dir: Path, given_out: Path, out_dir: Path, force: bool,
+           progress, sources_dir, pool, start: float, quick_key: str | None) -> ReportSummary:
+    from blinameta.report.history import code_hash
+
     specs, spec_files = load_specs_or_fail(models_dir, evidence.review, {p.id for p in evidence.publications})
     fingerprints = {spec.id: analysis_fingerprint(evidence, spec) for spec in specs}
     content = evidence_hash(evidence_dir, models_dir)
@@ -254,7 +266,7 @@ def build_report(
             reuse, reuse_notes = _reusable(out_dir, old, fingerprints, force)
             notes += reuse_notes
             rebuilt = _build_and_swap(evidence, specs, spec_files, out_dir, old, reuse, fingerprints, content,
-                                      index_key, progress, interrupted, quick_key)
+                                      index_key, progress, interrupted, quick_key, pool)
     except OSError as exc:
         where = exc.filename or out_dir
         raise UserError(f"{where}: cannot write the report ({exc.strerror or exc}); "
@@ -277,7 +289,7 @@ def _quick_key(evidence_dir: Path, models_dir: Path) -> str:
 
 def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: dict[str, Any] | None,
                     reuse: set[str], fingerprints: dict[str, str], content: str, index_key: str,
-                    progress, interrupted, quick_key: str | None = None) -> list[str]:
+                    progress, interrupted, quick_key: str | None = None, pool=None) -> list[str]:
     """Write the report into a staging folder beside ``out_dir`` and swap it in (lock held)."""
     from blinameta.report.history import read_history
     from blinameta.report.render import render_site
@@ -295,7 +307,7 @@ def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: d
         }
         rebuilt = render_site(
             evidence, specs, spec_files, staging, meta=meta, fingerprints=fingerprints, reuse=reuse,
-            progress=progress, history=read_history(out_dir),
+            progress=progress, history=read_history(out_dir), pool=pool,
         )
         manifest = {
             "generator": GENERATOR,

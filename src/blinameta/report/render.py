@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import json
@@ -396,99 +397,146 @@ def control_survival(evidence: Evidence, spec: AnalysisSpec, summary: dict[str, 
             "anchor": row_anchor(r.study_id, r.cohort_id, r.outcome, r.get("line"), (r.study_id, r.cohort_id, r.outcome) in dup)}
 
 
-#: The jobs of the running :func:`_run_parallel`, read by the forked workers from their copy of
-#: the parent's memory (an evidence object and its memoised selections are not pickled per job).
-_FORKED_JOBS: list[tuple[str, Callable[..., Any], tuple]] = []
+#: The evidence of the running report, read by the forked workers from their copy of the
+#: parent's memory (it is not pickled per job).
+_FORKED_EVIDENCE: list[Evidence] = []
 #: The key of the job that draws the risk-of-bias figures (the others are analysis ids).
 _ROB_JOB = "\0risk-of-bias figures"
+#: What every job imports (fitting, drawing, pages): the workers import it while the report
+#: process computes the analyses' fingerprints.
+_WORKER_MODULES = ("blinameta.plots", "blinameta.report.figures", "blinameta.report.cumulative",
+                   "blinameta.report.downloads", "blinameta.analysis.sensitivity", "blinameta.analysis.moderators",
+                   "blinameta.bayes.exact", "blinameta.frequentist.glmm", "blinameta.frequentist.diagnostics",
+                   "matplotlib.backends.backend_svg")
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: on Linux, ask the kernel to kill this worker when the report process
-    dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``). A report killed with ``kill -9`` then leaves no
-    orphaned workers behind, which would hold its output lock (inherited at fork) and block the
-    next run, and write into a staging folder that the next run removes."""
+def _init_worker(parent: int) -> None:
+    """Worker initializer.
+
+    - On Linux, ask the kernel to kill this worker when the report process dies
+      (``prctl(PR_SET_PDEATHSIG, SIGKILL)``): a report killed with ``kill -9`` then leaves no
+      orphaned workers behind, which would hold its output lock and block the next run, or write
+      into a staging folder that the next run removes.
+    - Ignore SIGINT: Ctrl-C in a terminal reaches every process of the group; the report process
+      handles it (the previous report is kept) and its workers finish their job and exit.
+    - Import the modules every job needs and compile the analysis page's template.
+    """
     import ctypes
+    import importlib
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return
+        pass
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+    for name in _WORKER_MODULES:
+        importlib.import_module(name)
+    environment().get_template("analysis.html")
 
 
-def _worker(index: int) -> Any:
+def _worker(fn: Callable[..., Any], args: tuple) -> Any:
     # One job makes many short-lived objects (matplotlib artists, pandas frames) and few
     # cycles: collect once after it rather than hundreds of times during it. The objects
     # inherited from the parent are frozen, so the collection walks only the job's own.
     gc.freeze()
     gc.disable()
     try:
-        _, fn, args = _FORKED_JOBS[index]
-        return fn(*args)
+        return fn(_FORKED_EVIDENCE[0], *args)
     finally:
         gc.enable()
         gc.collect()
 
 
-def _run_jobs(jobs: list[tuple[str, Callable[..., Any], tuple]], progress: Callable[[str, int, int], None] | None,
-              total: int) -> dict[str, Any]:
-    """Run ``(key, function, args)`` jobs in up to ``BLINAMETA_JOBS`` worker processes (else
-    here); return key -> result. ``progress`` hears of the analyses (not of other jobs)."""
-    done: dict[str, Any] = {}
-    workers = _pool_size(len(jobs))
-    if workers > 1:
+class WorkerPool:
+    """The report's worker processes (``BLINAMETA_JOBS``, default 2), forked as soon as the
+    evidence is loaded, so that they import the fitting and drawing libraries while the report
+    process checks the models and computes fingerprints.
+
+    Fork, not spawn: the workers inherit the evidence and the imported libraries, and a script
+    that calls :func:`~blinameta.report.build_report` needs no ``if __name__ == "__main__"``
+    guard. The workers only compute and write their own files. Use as a context manager; on an
+    error or an interrupt the pool waits for the running jobs (never more than one analysis per
+    worker) and cancels the others, so no worker writes after the caller cleans up.
+    """
+
+    def __init__(self, evidence: Evidence, workers: int) -> None:
+        import multiprocessing as mp
+        import warnings
+        from concurrent.futures import ProcessPoolExecutor
+
+        _FORKED_EVIDENCE[:] = [evidence]
+        self.evidence = evidence
+        with warnings.catch_warnings():
+            # Python 3.12 warns about fork in a process with threads (BLAS pools, a progress bar);
+            # the workers never touch the objects those threads guard.
+            warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks.*",
+                                    category=DeprecationWarning)
+            self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                                initializer=_init_worker, initargs=(os.getpid(),))
+            self.executor.submit(int)  # fork the workers now
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        _FORKED_EVIDENCE.clear()
+
+    def run(self, jobs: list[tuple[str, Callable[..., Any], tuple]],
+            progress: Callable[[str, int, int], None] | None, total: int) -> dict[str, Any]:
+        """Run ``(key, function, args)`` jobs (``function(evidence, *args)``); key -> result."""
+        from concurrent.futures import as_completed, wait
+
+        done: dict[str, Any] = {}
+        futures = {self.executor.submit(_worker, fn, args): key for key, fn, args in jobs}
         try:
-            done.update(_run_parallel(jobs, workers, progress, total))
-        except BrokenProcessPool:  # a worker died (e.g. killed for memory): finish in this process
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                if progress is not None and futures[fut] != _ROB_JOB:
+                    progress(futures[fut], sum(k != _ROB_JOB for k in done), total)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            wait(futures)  # the running jobs end before the caller removes their folder
+            raise
+        return done
+
+
+def _run_jobs(evidence: Evidence, jobs: list[tuple[str, Callable[..., Any], tuple]],
+              progress: Callable[[str, int, int], None] | None, total: int,
+              pool: WorkerPool | None = None) -> dict[str, Any]:
+    """Run ``(key, function, args)`` jobs, ``function(evidence, *args)``, in the worker pool
+    (else here, and here too if a worker died, e.g. killed for memory); return key -> result.
+    ``progress`` hears of the analyses, not of other jobs."""
+    done: dict[str, Any] = {}
+    if pool is not None and pool.evidence is evidence:
+        try:
+            done.update(pool.run(jobs, progress, total))
+        except BrokenProcessPool:
             done.clear()
     for key, fn, args in jobs:
         if key in done:
             continue
         if progress is not None and key != _ROB_JOB:
             progress(key, sum(k != _ROB_JOB for k in done), total)
-        done[key] = fn(*args)
-    return done
-
-
-def _run_parallel(jobs: list[tuple[str, Callable[..., Any], tuple]], workers: int,
-                  progress: Callable[[str, int, int], None] | None, total: int) -> dict[str, Any]:
-    """Run the jobs in ``workers`` forked processes.
-
-    Fork, not spawn: the workers inherit the imported libraries (no second import of NumPy,
-    SciPy, PyMC and matplotlib per worker), and a script that calls :func:`build_report` needs no
-    ``if __name__ == "__main__"`` guard. The workers only compute and write their own files.
-    """
-    import multiprocessing as mp
-    import warnings
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    done: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        # Python 3.12 warns about fork in a process with threads (BLAS pools, a progress bar);
-        # the workers never touch the objects those threads guard.
-        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks.*",
-                                category=DeprecationWarning)
-        _FORKED_JOBS[:] = jobs
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
-                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-                futures = {pool.submit(_worker, i): key for i, (key, _, _) in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    done[futures[fut]] = fut.result()
-                    if progress is not None and futures[fut] != _ROB_JOB:
-                        progress(futures[fut], sum(k != _ROB_JOB for k in done), total)
-        finally:
-            _FORKED_JOBS.clear()
+        done[key] = fn(evidence, *args)
     return done
 
 
 def display_labels(evidence: Evidence) -> dict[str, str]:
     """Study id -> "Author Year (trial name)"."""
     return {p.id: study_display_label(p) for p in evidence.publications}
+
+
+def worker_pool(evidence: Evidence) -> WorkerPool | contextlib.nullcontext:
+    """A :class:`WorkerPool` of ``BLINAMETA_JOBS`` (default 2, at most the CPUs) processes, or,
+    with one, a context that yields ``None`` (everything runs in this process)."""
+    workers = _pool_size(1_000_000)
+    return WorkerPool(evidence, workers) if workers > 1 else contextlib.nullcontext()
 
 
 def _pool_size(n: int) -> int:
@@ -510,10 +558,12 @@ def render_site(
     reuse: set[str],
     progress: Callable[[str, int, int], None] | None = None,
     history: dict[str, Any] | None = None,
+    pool: WorkerPool | None = None,
 ) -> list[str]:
     """Write every page into ``out``; analyses in ``reuse`` are already there. Return rebuilt ids.
 
-    Analyses are fitted and drawn in up to ``BLINAMETA_JOBS`` (default 2) worker processes.
+    Analyses are fitted and drawn in ``pool``'s worker processes (see :func:`worker_pool`), or
+    here without one.
     """
     from blinameta.report import history as hist
 
@@ -532,10 +582,10 @@ def render_site(
     todo = [s for s in specs if s.id not in reuse]
     # largest analyses first, so that no worker is left with a long one at the end
     todo.sort(key=lambda s: -select(evidence, s).k)
-    jobs = [(s.id, _fit_and_draw, (evidence, s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup))
+    jobs = [(s.id, _fit_and_draw, (s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup))
             for s in todo]
-    jobs.insert(min(1, len(jobs)), (_ROB_JOB, draw_rob_figures, (evidence, display, out)))
-    done = _run_jobs(jobs, progress, len(todo))
+    jobs.insert(min(1, len(jobs)), (_ROB_JOB, draw_rob_figures, (display, out)))
+    done = _run_jobs(evidence, jobs, progress, len(todo), pool)
     rob_figures = done.pop(_ROB_JOB)
     summaries = []
     for spec in specs:
