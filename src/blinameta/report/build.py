@@ -128,6 +128,11 @@ def analysis_fingerprint(evidence: Evidence, spec: AnalysisSpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _fingerprint_and_size(evidence: Evidence, spec: AnalysisSpec) -> tuple[str, int]:
+    """:func:`analysis_fingerprint` and the number of studies the analysis pools."""
+    return analysis_fingerprint(evidence, spec), select(evidence, spec).k
+
+
 def _generated_at() -> _dt.datetime:
     """The report's time stamp: ``$SOURCE_DATE_EPOCH`` if set (reproducible builds), else now."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
@@ -246,8 +251,13 @@ def _build(evidence: Evidence, evidence_dir: Path, models_dir: Path, given_out: 
            progress, sources_dir, pool, start: float, quick_key: str | None) -> ReportSummary:
     from blinameta.report.history import code_hash
 
+    from blinameta.report.render import _run_jobs
+
     specs, spec_files = load_specs_or_fail(models_dir, evidence.review, {p.id for p in evidence.publications})
-    fingerprints = {spec.id: analysis_fingerprint(evidence, spec) for spec in specs}
+    # each analysis' fingerprint and number of studies, in the worker processes when there are
+    got = _run_jobs(evidence, [(spec.id, _fingerprint_and_size, (spec,)) for spec in specs], None, 0, pool)
+    fingerprints = {spec.id: got[spec.id][0] for spec in specs}
+    sizes = {spec.id: got[spec.id][1] for spec in specs}
     content = evidence_hash(evidence_dir, models_dir)
     # a new version of the code (pages, figures) is a new version of the report
     index_key = hashlib.sha256(json.dumps([content, fingerprints, REPORT_FORMAT, code_hash()]).encode()).hexdigest()
@@ -266,7 +276,7 @@ def _build(evidence: Evidence, evidence_dir: Path, models_dir: Path, given_out: 
             reuse, reuse_notes = _reusable(out_dir, old, fingerprints, force)
             notes += reuse_notes
             rebuilt = _build_and_swap(evidence, specs, spec_files, out_dir, old, reuse, fingerprints, content,
-                                      index_key, progress, interrupted, quick_key, pool)
+                                      index_key, progress, interrupted, quick_key, pool, sizes)
     except OSError as exc:
         where = exc.filename or out_dir
         raise UserError(f"{where}: cannot write the report ({exc.strerror or exc}); "
@@ -289,7 +299,8 @@ def _quick_key(evidence_dir: Path, models_dir: Path) -> str:
 
 def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: dict[str, Any] | None,
                     reuse: set[str], fingerprints: dict[str, str], content: str, index_key: str,
-                    progress, interrupted, quick_key: str | None = None, pool=None) -> list[str]:
+                    progress, interrupted, quick_key: str | None = None, pool=None,
+                    sizes: dict[str, int] | None = None) -> list[str]:
     """Write the report into a staging folder beside ``out_dir`` and swap it in (lock held)."""
     from blinameta.report.history import read_history
     from blinameta.report.render import render_site
@@ -307,7 +318,7 @@ def _build_and_swap(evidence: Evidence, specs, spec_files, out_dir: Path, old: d
         }
         rebuilt = render_site(
             evidence, specs, spec_files, staging, meta=meta, fingerprints=fingerprints, reuse=reuse,
-            progress=progress, history=read_history(out_dir), pool=pool,
+            progress=progress, history=read_history(out_dir), pool=pool, sizes=sizes,
         )
         manifest = {
             "generator": GENERATOR,

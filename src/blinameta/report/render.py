@@ -559,6 +559,7 @@ def render_site(
     progress: Callable[[str, int, int], None] | None = None,
     history: dict[str, Any] | None = None,
     pool: WorkerPool | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> list[str]:
     """Write every page into ``out``; analyses in ``reuse`` are already there. Return rebuilt ids.
 
@@ -581,7 +582,7 @@ def render_site(
     atomic_write_text(out / "style.css", files("blinameta").joinpath("templates/report/style.css").read_text(encoding="utf-8"))
     todo = [s for s in specs if s.id not in reuse]
     # largest analyses first, so that no worker is left with a long one at the end
-    todo.sort(key=lambda s: -select(evidence, s).k)
+    todo.sort(key=lambda s: -(sizes[s.id] if sizes and s.id in sizes else select(evidence, s).k))
     jobs = [(s.id, _fit_and_draw, (s, str(spec_files.get(s.id, "")), out, meta, fingerprints[s.id], dup))
             for s in todo]
     jobs.insert(min(1, len(jobs)), (_ROB_JOB, draw_rob_figures, (display, out)))
