@@ -191,3 +191,15 @@ def test_two_primaries_stop_the_report_with_a_located_message(tmp_path, capsys):
     assert status == 2 and "Traceback" not in err
     line = text.splitlines().index("primary_for_outcome: true") + 1
     assert f"mrd_neg_lt5.yaml:{line}: error: primary_for_outcome: 2 models are the primary analysis" in err
+
+
+def test_one_study_has_no_bayesian_random_effects_model(evidence, specs):
+    """With one study nothing is pooled: no random-effects posterior (it would be the study's
+    estimate widened by the heterogeneity prior), and the headline is the study's own estimate."""
+    from blinameta.analysis.run import run_analysis
+
+    spec = next(s for s in specs if s.id == "rr_mrd_response")
+    result = run_analysis(evidence, spec)
+    assert result.k == 1 and result.bayes is None
+    assert any("no Bayesian random-effects model" in n for n in result.notes)
+    assert result.primary.method == "single_study" and result.primary.pooled is False

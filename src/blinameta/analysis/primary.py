@@ -78,7 +78,8 @@ PRIMARY_RULES = (
      "title": "One study",
      "text": "An analysis with a single study reports that study's own estimate, labelled as not pooled: the "
              "observed proportion with its exact Clopper-Pearson interval, or the published ratio and "
-             "interval.",
+             "interval. No random-effects model, frequentist or Bayesian, is fitted to one study: its "
+             "posterior would be the study's estimate widened by the heterogeneity prior, not a pooled result.",
      "references": ["Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, chapter 10"]},
     {"id": "prediction",
      "title": "Prediction intervals",

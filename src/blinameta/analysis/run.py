@@ -249,8 +249,12 @@ def run_analysis(evidence: Evidence, spec: AnalysisSpec, *, sensitivity_strip: b
 
         parts["glmm"] = _try(notes, "binomial-normal GLMM", rma_glmm, rows["events"].to_numpy(int),
                              rows["total"].to_numpy(int), level=s.level)
-    if spec.bayes.enabled:
+    if spec.bayes.enabled and k >= 2:
         parts["bayes"] = _try(notes, "Bayesian model", _fit_bayes, spec, rows, yi, vi)
+    elif spec.bayes.enabled and k == 1:
+        # a random-effects posterior of one study is its estimate widened by the heterogeneity
+        # prior, not a pooled result: the headline is the study's own estimate (primary.py)
+        notes.append("one study: no Bayesian random-effects model (nothing to pool)")
 
     subgroups = []
     for moderator in spec.subgroups:
