@@ -39,7 +39,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from blinameta.analysis.spec import AnalysisSpec

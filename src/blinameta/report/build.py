@@ -226,7 +226,6 @@ def build_report(
     given_out = Path(out_dir)
     out_dir = _checked_out_dir(given_out, evidence_dir, models_dir,
                                Path(sources_dir) if sources_dir is not None else None)
-    from blinameta.report.history import code_hash
 
     # fast path: the same evidence, models and code as the report's manifest records, and every
     # file of the report intact -> nothing to do (no validation, no selection: well under a second)

@@ -31,8 +31,7 @@ def posterior_densities(result: AnalysisResult, n: int = 400) -> list[dict[str, 
     from blinameta.bayes.exact import posterior_grid
 
     b = result.bayes
-    same = all(b.settings.get(k) == v for k, v in (("n_mu", 61), ("n_tau", 61), ("n_gh", 12)))  # posterior_grid defaults
-    grid = b.grid if b.grid is not None and same else posterior_grid(b.spec)
+    grid = b.grid if b.grid is not None else posterior_grid(b.spec)  # the fit's own grid
     w = grid.weight  # (n_mu, n_tau), sums to 1
     mu, tau = grid.mu, grid.tau
     proportion = result.spec.kind == "proportion"

@@ -19,7 +19,7 @@ import pandas as pd
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from blinameta.analysis.run import AnalysisResult, back_transform, run_analysis
-from blinameta.analysis.select import select, study_label
+from blinameta.analysis.select import select
 from blinameta.analysis.spec import AnalysisSpec
 from blinameta.evidence.checks import iter_provenanced
 from blinameta.evidence.loader import Evidence, format_path
@@ -535,16 +535,16 @@ def display_labels(evidence: Evidence) -> dict[str, str]:
 def worker_pool(evidence: Evidence) -> WorkerPool | contextlib.nullcontext:
     """A :class:`WorkerPool` of ``BLINAMETA_JOBS`` (default 2, at most the CPUs) processes, or,
     with one, a context that yields ``None`` (everything runs in this process)."""
-    workers = _pool_size(1_000_000)
+    workers = _pool_size()
     return WorkerPool(evidence, workers) if workers > 1 else contextlib.nullcontext()
 
 
-def _pool_size(n: int) -> int:
+def _pool_size() -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         cpus = os.cpu_count() or 1
-    return max(1, min(n, cpus, int(os.environ.get("BLINAMETA_JOBS", "2"))))
+    return max(1, min(cpus, int(os.environ.get("BLINAMETA_JOBS", "2"))))
 
 
 def render_site(
@@ -569,8 +569,6 @@ def render_site(
     from blinameta.report import history as hist
 
     env = environment()
-    for name in ("analysis.html", "index.html", "evidence.html", "methods.html", "studies.html"):
-        env.get_template(name)  # compiled once, here, before the workers fork
     labels = Labels(evidence.review)
     display = display_labels(evidence)
     dup = duplicated_rows(evidence)

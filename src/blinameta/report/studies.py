@@ -111,33 +111,33 @@ def _rob_figure_rows(pub: Any, labels: Labels) -> list[tuple[str, dict[str, Any]
     if not results:
         return [("", _rob_rows(pub))]
     tool = str(_get(rob, "tool", ""))
-    cats = _ROB_CATEGORY.get(tool, {})
-    rows = []
+    labelled = []
     for number, result in enumerate(results, start=1):
-        items = list(_get(result, "items", []) or [])
-        rows.append((f", result {number}", {
-            "tool": tool, "domains": [str(_get(i, "item")) for i in items],
-            "judgements": [cats.get(str(_get(i, "judgement")), "no_information") for i in items]
-            + [_OVERALL.get(str(_get(result, "overall")), "no_information")],
-            "result": number, "outcomes": ", ".join(labels.outcome(c) for c in _get(result, "outcomes", []) or []),
-            "overall": str(_get(result, "overall", "")), "overall_reason": clean_quote(_get(result, "overall_reason", ""))}))
-    return rows
+        row = _judged(tool, list(_get(result, "items", []) or []), result)
+        row.update(result=number, outcomes=", ".join(labels.outcome(c) for c in _get(result, "outcomes", []) or []))
+        labelled.append((f", result {number}", row))
+    return labelled
+
+
+def _judged(tool: str, items: list[Any], block: Any) -> dict[str, Any]:
+    """Domains, judgements (as robvis categories, the overall last) and reasons of ``items``,
+    with the overall judgement of ``block`` (a publication's assessment or one RoB 2 result)."""
+    cats = _ROB_CATEGORY.get(tool, {})
+    judg = [cats.get(str(_get(i, "judgement")), "no_information") for i in items]
+    overall = _OVERALL.get(str(_get(block, "overall")), "no_information")
+    return {"tool": tool, "domains": [str(_get(i, "item")) for i in items], "judgements": judg + [overall],
+            "reasons": [clean_quote(_get(i, "reason", "")) for i in items], "overall": str(_get(block, "overall", "")),
+            "overall_reason": clean_quote(_get(block, "overall_reason", ""))}
 
 
 def _rob_rows(pub: Any) -> dict[str, Any] | None:
     rob = getattr(pub, "risk_of_bias", None)
     if rob is None:
         return None
-    tool = str(_get(rob, "tool", ""))
-    cats = _ROB_CATEGORY.get(tool, {})
     items = list(_get(rob, "items", []) or [])
     if not items and _get(rob, "results"):
         items = list(_get(_get(rob, "results")[0], "items", []) or [])
-    judg = [cats.get(str(_get(i, "judgement")), "no_information") for i in items]
-    overall = _OVERALL.get(str(_get(rob, "overall")), "no_information")
-    return {"tool": tool, "domains": [str(_get(i, "item")) for i in items], "judgements": judg + [overall],
-            "reasons": [clean_quote(_get(i, "reason", "")) for i in items], "overall": str(_get(rob, "overall", "")),
-            "overall_reason": clean_quote(_get(rob, "overall_reason", ""))}
+    return _judged(str(_get(rob, "tool", "")), items, rob)
 
 
 def studies_context(evidence: Any, summaries: list[dict[str, Any]], labels: Labels, display: dict[str, str],
@@ -162,8 +162,6 @@ def draw_rob_figures(evidence: Any, display: dict[str, str], out: Path) -> list[
     ``out`` as SVG; return their names and labels. Independent of the analyses' results, so the
     report draws them while the analyses are fitted."""
     from blinameta import plots
-
-    from blinameta.report.labels import Labels
 
     labels = Labels(evidence.review)
     rob_by_tool: dict[str, list[tuple[str, dict[str, Any]]]] = {}
